@@ -1,0 +1,1 @@
+"""sse-screen experiments: tracked (MLflow) training entry points for the models."""

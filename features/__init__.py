@@ -1,0 +1,1 @@
+"""sse-screen features: formula parsing and vectorised composition featurizers."""

@@ -1,0 +1,1 @@
+"""sse-screen models: gradient-boosted property models, uncertainty and persistence."""
