@@ -44,9 +44,7 @@ def read_candidates(path: str | Path, *, formula_column: str = "formula") -> pd.
         raise InputError(f"{path}: is a folder; give a .csv, .tsv, .parquet or .txt file")
     suffix = path.suffix.lower()
     if suffix not in TABLE_SUFFIXES:
-        raise InputError(
-            f"{path}: unsupported file type {suffix or '(none)'!r}; use .csv, .tsv, .parquet or .txt"
-        )
+        raise InputError(f"{path}: unsupported file type {suffix or '(none)'!r}; use .csv, .tsv, .parquet or .txt")
     if suffix in {".parquet", ".pq"}:
         table = _read_parquet(path)
     else:
@@ -62,8 +60,7 @@ def read_candidates(path: str | Path, *, formula_column: str = "formula") -> pd.
     if formula_column not in table.columns:
         found = ", ".join(map(str, table.columns[:8])) or "none"
         raise InputError(
-            f"{path}: no {formula_column!r} column (columns found: {found}); "
-            "name the column with --formula-column"
+            f"{path}: no {formula_column!r} column (columns found: {found}); name the column with --formula-column"
         )
     if table.empty:
         raise InputError(f"{path}: the file has a header but no rows")

@@ -63,13 +63,13 @@ def test_missing_file(tmp_path: Path) -> None:
 
 def test_csv_cells_a_spreadsheet_would_execute_are_neutralised(tmp_path: Path) -> None:
     table = pd.DataFrame(
-        {"formula": ["=HYPERLINK(\"x\")", "+1", "@SUM(A1)", "\tcmd", "Li3PS4"], "value": [-1.0, 2.0, 3.0, 4.0, 5.0]}
+        {"formula": ['=HYPERLINK("x")', "+1", "@SUM(A1)", "\tcmd", "Li3PS4"], "value": [-1.0, 2.0, 3.0, 4.0, 5.0]}
     )
     safe = neutralise_csv_cells(table)
-    assert safe["formula"].tolist() == ["'=HYPERLINK(\"x\")", "'+1", "'@SUM(A1)", "'\tcmd", "Li3PS4"]
+    assert safe["formula"].tolist() == ['\'=HYPERLINK("x")', "'+1", "'@SUM(A1)", "'\tcmd", "Li3PS4"]
     assert safe["value"].tolist() == [-1.0, 2.0, 3.0, 4.0, 5.0]
     out = write_table(table, tmp_path / "r.csv")
-    assert pd.read_csv(out, keep_default_na=False)["formula"][0] == "'=HYPERLINK(\"x\")"
+    assert pd.read_csv(out, keep_default_na=False)["formula"][0] == '\'=HYPERLINK("x")'
 
 
 def test_write_parquet_and_json_roundtrip(tmp_path: Path) -> None:
