@@ -1,0 +1,61 @@
+"""MLflow "model from code" wrapper around a saved model bundle (no pickle of our objects).
+
+``experiments.tracking.log_and_register`` logs *this file* as the model's code and the bundle directory as
+the artifact ``"bundle"``; MLflow executes the file on load and calls :meth:`BundleModel.load_context`, which
+reads the bundle with :func:`models.persistence.load_bundle`. Loading it with ``mlflow.pyfunc.load_model``
+therefore needs sse-screen installed (the ``models`` package); ``models.registry.resolve_model`` does not go
+through pyfunc at all, it downloads the bundle and loads it directly.
+
+For now ``predict`` returns each booster's raw prediction on the feature columns given; the
+formula -> features -> prediction logic arrives with the property models.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow.pyfunc import PythonModel, PythonModelContext
+
+
+class BundleModel(PythonModel):
+    """Pyfunc model serving the boosters of a bundle artifact."""
+
+    def load_context(self, context: PythonModelContext) -> None:
+        """Load the bundle from ``context.artifacts["bundle"]``."""
+        from models.persistence import load_bundle
+
+        self.bundle = load_bundle(context.artifacts["bundle"])
+
+    def predict(
+        self, context: PythonModelContext, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
+        """Predict with every booster of the bundle.
+
+        Args:
+            context: MLflow model context (unused; the bundle was loaded in ``load_context``).
+            model_input: Table holding at least the bundle's feature columns (extra columns are ignored).
+            params: Unused inference parameters.
+
+        Returns:
+            One column per booster name, one row per input row, in the target's unit
+            (``metadata["target_unit"]``).
+
+        Raises:
+            ValueError: A feature column is missing.
+        """
+        import xgboost
+
+        names = self.bundle.feature_names
+        missing = [name for name in names if name not in model_input.columns]
+        if missing:
+            raise ValueError(f"model input lacks feature columns: {', '.join(missing[:10])}")
+        matrix = xgboost.DMatrix(model_input[names].astype("float32"), feature_names=names)
+        return pd.DataFrame(
+            {name: booster.predict(matrix) for name, booster in self.bundle.boosters.items()},
+            index=model_input.index,
+        )
+
+
+mlflow.models.set_model(BundleModel())
