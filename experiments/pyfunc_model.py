@@ -6,8 +6,8 @@ reads the bundle with :func:`models.persistence.load_bundle`. Loading it with ``
 therefore needs sse-screen installed (the ``models`` package); ``models.registry.resolve_model`` does not go
 through pyfunc at all, it downloads the bundle and loads it directly.
 
-For now ``predict`` returns each booster's raw prediction on the feature columns given; the
-formula -> features -> prediction logic arrives with the property models.
+A property-model bundle (stability, band gap) predicts from a ``formula`` column and returns the same columns as
+``sse-screen predict``; any other bundle returns each booster's raw prediction on the feature columns given.
 """
 
 from __future__ import annotations
@@ -25,8 +25,10 @@ class BundleModel(PythonModel):
     def load_context(self, context: PythonModelContext) -> None:
         """Load the bundle from ``context.artifacts["bundle"]``."""
         from models.persistence import load_bundle
+        from models.property_model import PropertyModel
 
         self.bundle = load_bundle(context.artifacts["bundle"])
+        self.model = PropertyModel.from_bundle(self.bundle) if "params" in self.bundle.metadata else None
 
     def predict(
         self, context: PythonModelContext, model_input: pd.DataFrame, params: dict[str, Any] | None = None
@@ -47,6 +49,10 @@ class BundleModel(PythonModel):
         """
         import xgboost
 
+        if self.model is not None:
+            if "formula" not in model_input.columns:
+                raise ValueError("model input lacks the 'formula' column")
+            return self.model.predict_table(model_input["formula"].astype(str).tolist()).set_index(model_input.index)
         names = self.bundle.feature_names
         missing = [name for name in names if name not in model_input.columns]
         if missing:

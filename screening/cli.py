@@ -46,6 +46,31 @@ def _build_parser() -> argparse.ArgumentParser:
     feat.add_argument("--formula-column", default="formula", help="name of the formula column (default: formula)")
     feat.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     feat.set_defaults(handler=_cmd_featurize)
+
+    pred = sub.add_parser(
+        "predict",
+        help="predict stability and band gap (with uncertainties) for a list of formulas",
+        description=(
+            "Predict energy above hull (eV/atom, with a standard deviation, p_stable and the decomposition products "
+            "at the hull of the known phases) and band gap (eV, with p_insulator) for every row of INPUT. One output "
+            "row per input row, in order, input columns kept; rows that cannot be predicted get the reason in "
+            "'error'. Models: --*-model URI, else $SSE_SCREEN_<TASK>_MODEL_URI, else the shipped defaults."
+        ),
+    )
+    pred.add_argument("input", help="candidate list: .csv, .tsv, .parquet or .txt")
+    pred.add_argument("-o", "--output", required=True, help="output file: .csv, .parquet or .json")
+    pred.add_argument("--formula-column", default="formula", help="name of the formula column (default: formula)")
+    pred.add_argument("--stability-model", help="model URI, e.g. models:/sse-screen-stability@champion or a folder")
+    pred.add_argument("--band-gap-model", help="model URI, e.g. models:/sse-screen-band-gap@champion or a folder")
+    pred.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    pred.set_defaults(handler=_cmd_predict)
+
+    train = sub.add_parser(
+        "train",
+        help="train a model, track it in MLflow and register it (champion or candidate)",
+        add_help=False,
+    )
+    train.set_defaults(handler=_cmd_train)
     return parser
 
 
@@ -68,10 +93,39 @@ def _cmd_featurize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from screening.predict import load_models, predict_table
+    from screening.progress import progress_reporter
+    from screening.table_io import read_candidates, write_table
+
+    table = read_candidates(args.input, formula_column=args.formula_column)
+    models = load_models({"stability": args.stability_model, "band_gap": args.band_gap_model})
+    with progress_reporter(total=len(table), description="predicting", quiet=args.quiet) as advance:
+        result = predict_table(table, models, on_progress=advance)
+    write_table(result, args.output)
+    if not args.quiet:
+        n_bad = int((result["error"] != "").sum())
+        sources = "; ".join(f"{task}: {m.source_.describe()}" for task, m in models.items() if m.source_)
+        print(f"predicted {len(result) - n_bad} of {len(result)} rows into {args.output} ({sources})", file=sys.stderr)
+        if n_bad:
+            print(f"{n_bad} rows have an error (see the 'error' column)", file=sys.stderr)
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from experiments.train_property import main as train_main
+
+    return train_main(args.train_args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit code."""
     parser = _build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["train"]:  # `train` has its own parser (experiments.train_property), options included
+        args = argparse.Namespace(command="train", handler=_cmd_train, train_args=argv[1:])
+    else:
+        args = parser.parse_args(argv)
     try:
         return int(args.handler(args))
     except KeyboardInterrupt:
@@ -92,9 +146,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _is_user_error(exc: Exception) -> bool:
+    from models.registry import ModelNotFoundError
     from screening.table_io import InputError
 
-    return isinstance(exc, UserError | InputError | FileNotFoundError | PermissionError | IsADirectoryError)
+    return isinstance(
+        exc, UserError | InputError | ModelNotFoundError | FileNotFoundError | PermissionError | IsADirectoryError
+    )
 
 
 if __name__ == "__main__":

@@ -1,0 +1,349 @@
+"""Composition -> property models (energy above hull, band gap) with intervals and class probabilities.
+
+One estimator serves both tasks: gradient-boosted trees (xgboost) on the composition features, plus, for stability,
+the reference-hull features (where the composition sits relative to the known phases; see
+:mod:`features.reference_hull`). Around the point model:
+
+* **uncertainty**: a second, shallower booster predicts the size of the out-of-fold error, and a normalised
+  split-conformal multiplier (:mod:`models.uncertainty`) turns it into a nominal-coverage interval and a
+  Gaussian-equivalent standard deviation;
+* **class probability** (``p_stable``, ``p_insulator``): a booster classifier of the useful class;
+* **cross-validation**: the out-of-fold predictions that calibrate the intervals also give the CV metrics.
+
+Persistence is a bundle of xgboost UBJ boosters plus JSON metadata (:mod:`models.persistence`); no pickle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xgboost as xgb
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.model_selection import KFold
+from sklearn.utils.validation import check_is_fitted
+
+from features.composition import CompositionFeaturizer
+from features.formula import as_formula_list
+from models.metrics import regression_report
+from models.persistence import Bundle, load_bundle, save_bundle
+from models.reference import reference_hull
+from models.tasks import TaskSpec, task_spec
+from models.uncertainty import ConformalCalibration, calibrate
+
+BOOSTERS = ("regressor", "scale", "classifier")
+#: Reference-hull features used by the stability model (leave-self-out, so the known own energy is never one).
+HULL_FEATURES = ("e_hull_ref_ev_per_atom", "n_known_phases", "n_known_phases_same_elements")
+
+
+class PropertyModel(RegressorMixin, BaseEstimator):
+    """Gradient-boosted composition model of one property, with interval and class probability.
+
+    Args:
+        task: ``"stability"`` (energy above hull, eV/atom) or ``"band_gap"`` (PBE gap, eV).
+        preset: Composition feature preset (:class:`features.composition.CompositionFeaturizer`).
+        use_reference_hull: Add the reference-hull features of the bundled known phases (``data/mp_e_form``);
+            leave-self-out, so a known composition is featurized like a new candidate.
+        n_estimators: Boosting rounds of the point model.
+        learning_rate: Shrinkage.
+        max_depth: Tree depth.
+        min_child_weight: Minimum hessian per leaf.
+        subsample: Row subsampling per tree.
+        colsample_bytree: Feature subsampling per tree.
+        objective: xgboost regression objective, e.g. ``"reg:pseudohubererror"`` or ``"reg:squarederror"``.
+        huber_slope: Slope (target units) of the pseudo-Huber loss.
+        threshold: Class threshold in target units (None: the task's default, 0.025 eV/atom or 1 eV).
+        coverage: Nominal coverage of the prediction intervals.
+        n_folds: Folds of the out-of-fold predictions that calibrate the intervals (and give CV metrics).
+        random_state: Seed.
+        n_jobs: Threads for xgboost (None: all cores).
+    """
+
+    def __init__(
+        self,
+        *,
+        task: str = "stability",
+        preset: str = "electrolyte",
+        use_reference_hull: bool = True,
+        n_estimators: int = 1500,
+        learning_rate: float = 0.03,
+        max_depth: int = 8,
+        min_child_weight: float = 1.0,
+        subsample: float = 0.8,
+        colsample_bytree: float = 0.5,
+        objective: str = "reg:pseudohubererror",
+        huber_slope: float = 0.1,
+        threshold: float | None = None,
+        coverage: float = 0.8,
+        n_folds: int = 5,
+        random_state: int | None = 0,
+        n_jobs: int | None = None,
+    ) -> None:
+        self.task = task
+        self.preset = preset
+        self.use_reference_hull = use_reference_hull
+        self.n_estimators = n_estimators
+        self.learning_rate = learning_rate
+        self.max_depth = max_depth
+        self.min_child_weight = min_child_weight
+        self.subsample = subsample
+        self.colsample_bytree = colsample_bytree
+        self.objective = objective
+        self.huber_slope = huber_slope
+        self.threshold = threshold
+        self.coverage = coverage
+        self.n_folds = n_folds
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+
+    # ----------------------------------------------------------------------------------------------- features
+    @property
+    def spec(self) -> TaskSpec:
+        """The task's output contract."""
+        return task_spec(self.task)
+
+    @property
+    def threshold_(self) -> float:
+        return self.spec.threshold if self.threshold is None else float(self.threshold)
+
+    def _features(self, formulas: list[object]) -> tuple[np.ndarray, list[str | None], list[str]]:
+        """Feature matrix, per-row errors and (stability) decomposition strings, in input order."""
+        featurizer = CompositionFeaturizer(preset=self.preset, errors="nan").fit()
+        matrix, errors = featurizer.featurize(formulas)
+        decomposition = [""] * len(formulas)
+        if self.use_reference_hull:
+            good = [i for i, e in enumerate(errors) if e is None]
+            hull = reference_hull().features([str(formulas[i]) for i in good], leave_self_out=True)
+            extra = np.full((len(formulas), len(HULL_FEATURES)), np.nan)
+            extra[good] = hull[list(HULL_FEATURES)].to_numpy(dtype=float)
+            for row, text, err in zip(good, hull["decomposition"], hull["error"], strict=True):
+                decomposition[row] = text
+                if err:
+                    errors[row] = err
+            matrix = np.hstack([matrix, extra])
+        return matrix, errors, decomposition
+
+    def feature_names(self) -> list[str]:
+        """Names of the model's input features, in order."""
+        names = list(CompositionFeaturizer(preset=self.preset).fit().get_feature_names_out())
+        return names + (list(HULL_FEATURES) if self.use_reference_hull else [])
+
+    # ---------------------------------------------------------------------------------------------- training
+    def _xgb_params(self, *, seed: int) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "learning_rate": self.learning_rate,
+            "max_depth": self.max_depth,
+            "min_child_weight": self.min_child_weight,
+            "subsample": self.subsample,
+            "colsample_bytree": self.colsample_bytree,
+            "tree_method": "hist",
+            "random_state": seed,
+            "n_jobs": self.n_jobs,
+        }
+        return params
+
+    def _fit_regressor(self, x: np.ndarray, y: np.ndarray, seed: int) -> xgb.XGBRegressor:
+        extra = {"huber_slope": self.huber_slope} if self.objective == "reg:pseudohubererror" else {}
+        model = xgb.XGBRegressor(
+            n_estimators=self.n_estimators, objective=self.objective, **extra, **self._xgb_params(seed=seed)
+        )
+        if self.objective == "reg:pseudohubererror":
+            model.set_params(base_score=float(np.median(y)))
+        return model.fit(x, y)
+
+    def _fit_scale(self, x: np.ndarray, abs_residual: np.ndarray, seed: int) -> xgb.XGBRegressor:
+        params = self._xgb_params(seed=seed) | {"max_depth": 5, "learning_rate": 0.05}
+        return xgb.XGBRegressor(n_estimators=300, objective="reg:absoluteerror", **params).fit(x, abs_residual)
+
+    def _positive(self, y: np.ndarray) -> np.ndarray:
+        return y <= self.threshold_ if self.spec.positive == "below" else y >= self.threshold_
+
+    def fit(self, X: Sequence[object], y: Sequence[float], *, progress: Any = None) -> PropertyModel:
+        """Fit the point model, the interval model and the classifier.
+
+        Args:
+            X: Formulas (one row per composition; aggregate polymorphs first).
+            y: Target values in the task's unit.
+            progress: Optional callable ``progress(message)`` for long steps.
+
+        Returns:
+            self, with ``cv_metrics_`` (out-of-fold scores), ``calibration_`` and the fitted boosters.
+
+        Raises:
+            ValueError: A training formula cannot be featurized, or the target has non-finite values.
+        """
+        task_spec(self.task)
+        say = progress or (lambda message: None)
+        formulas = as_formula_list(X)
+        y = np.asarray(y, dtype=float)
+        if len(formulas) != len(y):
+            raise ValueError(f"{len(formulas)} formulas but {len(y)} targets")
+        if not np.all(np.isfinite(y)):
+            raise ValueError("the training target has non-finite values")
+        say("featurizing")
+        x, errors, _ = self._features(formulas)
+        bad = [(i, e) for i, e in enumerate(errors) if e]
+        if bad:
+            raise ValueError(f"{len(bad)} training formulas cannot be featurized, e.g. row {bad[0][0]}: {bad[0][1]}")
+        seed = 0 if self.random_state is None else int(self.random_state)
+        oof = np.empty_like(y)
+        folds = list(KFold(self.n_folds, shuffle=True, random_state=seed).split(x))
+        for k, (train, test) in enumerate(folds):
+            say(f"cross-validation fold {k + 1}/{self.n_folds}")
+            oof[test] = self._fit_regressor(x[train], y[train], seed + k).predict(x[test])
+        oof = self._clip(oof)
+        say("interval model")
+        abs_res = np.abs(y - oof)
+        oof_scale = np.empty_like(y)
+        for k, (train, test) in enumerate(folds):
+            oof_scale[test] = self._fit_scale(x[train], abs_res[train], seed + k).predict(x[test])
+        self.calibration_ = calibrate(y, oof, oof_scale, coverage=self.coverage)
+        scale = self._fit_scale(x, abs_res, seed)
+        say("classifier")
+        classifier = xgb.XGBClassifier(
+            n_estimators=max(200, self.n_estimators // 3), objective="binary:logistic", **self._xgb_params(seed=seed)
+        ).fit(x, self._positive(y))
+        say("final model")
+        regressor = self._fit_regressor(x, y, seed)
+        self.boosters_ = {
+            "regressor": regressor.get_booster(),
+            "scale": scale.get_booster(),
+            "classifier": classifier.get_booster(),
+        }
+        for booster in self.boosters_.values():
+            booster.feature_names = self.feature_names()
+        lower, upper = self.calibration_.interval(oof, np.maximum(oof_scale, 0))
+        self.cv_metrics_ = self._report(y, oof, None, self._clip(lower), self._clip(upper))
+        self.n_features_in_ = x.shape[1]
+        self.feature_names_in_ = np.asarray(self.feature_names(), dtype=object)
+        return self
+
+    def _report(self, y, pred, p, lower, upper) -> dict[str, float]:
+        kind = "positive_below" if self.spec.positive == "below" else "positive_above"
+        return regression_report(y, pred, p_positive=p, lower=lower, upper=upper, **{kind: self.threshold_})
+
+    def _clip(self, values: np.ndarray) -> np.ndarray:
+        return values if self.spec.floor is None else np.maximum(values, self.spec.floor)
+
+    # -------------------------------------------------------------------------------------------- prediction
+    def _predict_matrix(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        out = {name: booster.inplace_predict(x) for name, booster in self.boosters_.items()}
+        return {k: np.asarray(v, dtype=float) for k, v in out.items()}
+
+    def output_columns(self) -> list[str]:
+        """Columns of :meth:`predict_table`, ``error`` excluded."""
+        spec = self.spec
+        columns = [spec.target, spec.std_column, spec.lower_column, spec.upper_column, spec.probability_column]
+        return columns + (["decomposition"] if self.use_reference_hull else [])
+
+    def predict(self, X: Sequence[object]) -> np.ndarray:
+        """Point predictions in the task's unit (NaN for rows that cannot be featurized)."""
+        return self.predict_table(X)[self.spec.target].to_numpy(dtype=float)
+
+    def predict_table(self, X: Sequence[object]) -> pd.DataFrame:
+        """Predictions as a table, one row per input row, in order.
+
+        Returns:
+            Columns: the target (e.g. ``e_hull_ev_per_atom``), its ``..._std_...`` (Gaussian-equivalent standard
+            deviation), ``..._lower``/``..._upper`` (nominal-coverage interval), the class probability
+            (``p_stable``/``p_insulator``), ``decomposition`` for stability, and ``error`` (empty when fine; the
+            prediction columns are NaN otherwise).
+        """
+        check_is_fitted(self, "boosters_")
+        formulas = as_formula_list(X)
+        x, errors, decomposition = self._features(formulas)
+        spec = self.spec
+        n = len(formulas)
+        point, std = np.full(n, np.nan), np.full(n, np.nan)
+        lower, upper, proba = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
+        good = np.array([e is None for e in errors], dtype=bool)
+        if good.any():
+            raw = self._predict_matrix(x[good])
+            scale = np.maximum(raw["scale"], 0)
+            point[good] = self._clip(raw["regressor"])
+            std[good] = self.calibration_.std(scale)
+            lo, hi = self.calibration_.interval(raw["regressor"], scale)
+            lower[good], upper[good] = self._clip(lo), self._clip(hi)
+            proba[good] = raw["classifier"]
+        table = pd.DataFrame(
+            {
+                spec.target: point,
+                spec.std_column: std,
+                spec.lower_column: lower,
+                spec.upper_column: upper,
+                spec.probability_column: proba,
+            }
+        )
+        if self.use_reference_hull:
+            table["decomposition"] = [d if e is None else "" for d, e in zip(decomposition, errors, strict=True)]
+        table["error"] = [e or "" for e in errors]
+        return table
+
+    def score_table(self, X: Sequence[object], y: Sequence[float]) -> dict[str, float]:
+        """Screening metrics on held-out data: MAE, Spearman, ROC-AUC/F1/DAF of the class, interval coverage."""
+        table = self.predict_table(X)
+        spec = self.spec
+        lower, upper = table[spec.lower_column].to_numpy(), table[spec.upper_column].to_numpy()
+        return self._report(
+            np.asarray(y, float), table[spec.target].to_numpy(), table[spec.probability_column].to_numpy(), lower, upper
+        )
+
+    # ------------------------------------------------------------------------------------------- persistence
+    def save(self, path: str | Path, *, metadata: dict[str, Any], overwrite: bool = False) -> Path:
+        """Save as a bundle (xgboost UBJ boosters + ``metadata.json``).
+
+        Args:
+            path: Bundle directory.
+            metadata: Caller metadata: at least ``training_data_sha256`` and ``metrics``.
+            overwrite: Replace an existing bundle.
+        """
+        check_is_fitted(self, "boosters_")
+        meta = {
+            "task": self.task,
+            "features_preset": self.preset,
+            "feature_names": list(self.feature_names_in_),
+            "target_name": self.spec.target,
+            "target_unit": self.spec.unit,
+            "params": self.get_params(),
+            "uncertainty": self.calibration_.to_dict(),
+            "cv_metrics": self.cv_metrics_,
+            **metadata,
+        }
+        return save_bundle(path, boosters=self.boosters_, metadata=meta, overwrite=overwrite)
+
+    @classmethod
+    def from_bundle(cls, bundle: Bundle) -> PropertyModel:
+        """Rebuild a fitted model from a loaded bundle."""
+        meta = bundle.metadata
+        model = cls(**meta["params"])
+        missing = set(BOOSTERS) - set(bundle.boosters)
+        if missing:
+            raise ValueError(f"bundle lacks booster(s) {sorted(missing)}")
+        model.boosters_ = dict(bundle.boosters)
+        model.calibration_ = ConformalCalibration.from_dict(meta["uncertainty"])
+        model.cv_metrics_ = meta.get("cv_metrics", {})
+        model.feature_names_in_ = np.asarray(meta["feature_names"], dtype=object)
+        model.n_features_in_ = len(model.feature_names_in_)
+        if list(model.feature_names_in_) != model.feature_names():
+            raise ValueError("the bundle's feature names differ from this version's featurizer; retrain the model")
+        model.source_ = bundle.source
+        return model
+
+    @classmethod
+    def load(cls, path: str | Path, *, task: str | None = None) -> PropertyModel:
+        """Load a saved bundle directory."""
+        return cls.from_bundle(load_bundle(path, task=task))
+
+
+def load_property_model(task: str, *, model_uri: str | None = None) -> PropertyModel:
+    """The property model that serves ``task``: explicit URI, else ``SSE_SCREEN_<TASK>_MODEL_URI``, else shipped.
+
+    Raises:
+        models.registry.ModelNotFoundError: Nothing could be loaded (the message lists what was tried).
+    """
+    from models.registry import resolve_model
+
+    return PropertyModel.from_bundle(resolve_model(task, model_uri=model_uri))
