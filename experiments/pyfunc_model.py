@@ -6,8 +6,8 @@ reads the bundle with :func:`models.persistence.load_bundle`. Loading it with ``
 therefore needs sse-screen installed (the ``models`` package); ``models.registry.resolve_model`` does not go
 through pyfunc at all, it downloads the bundle and loads it directly.
 
-A property-model bundle (stability, band gap) predicts from a ``formula`` column and returns the same columns as
-``sse-screen predict``; any other bundle returns each booster's raw prediction on the feature columns given.
+A property-model bundle (stability, band gap, conductivity) predicts from a ``formula`` column and returns the same
+columns as ``sse-screen predict``; any other bundle returns each booster's raw prediction on the feature columns given.
 """
 
 from __future__ import annotations
@@ -24,11 +24,17 @@ class BundleModel(PythonModel):
 
     def load_context(self, context: PythonModelContext) -> None:
         """Load the bundle from ``context.artifacts["bundle"]``."""
+        from models.conductivity import ConductivityModel
         from models.persistence import load_bundle
         from models.property_model import PropertyModel
 
         self.bundle = load_bundle(context.artifacts["bundle"])
-        self.model = PropertyModel.from_bundle(self.bundle) if "params" in self.bundle.metadata else None
+        if self.bundle.task == "conductivity":
+            self.model = ConductivityModel.from_bundle(self.bundle)
+        elif "params" in self.bundle.metadata:
+            self.model = PropertyModel.from_bundle(self.bundle)
+        else:
+            self.model = None
 
     def predict(
         self, context: PythonModelContext, model_input: pd.DataFrame, params: dict[str, Any] | None = None

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from experiments.figures import importance_figure, parity_figure
 from experiments.tracking import (
     RegistrationResult,
     TrackingUnavailable,
@@ -68,31 +69,6 @@ def load_split(task: str, *, limit: int | None = None, seed: int = 0) -> tuple[p
         val[keep].rename(columns={"reduced_formula": "formula"}).reset_index(drop=True),
         path,
     )
-
-
-def _parity_figure(y: np.ndarray, pred: np.ndarray, *, unit: str, title: str):
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(4.5, 4.5), layout="constrained")
-    axes = figure.subplots()
-    axes.hexbin(y, pred, gridsize=60, mincnt=1, bins="log", cmap="viridis")
-    high = float(np.nanpercentile(np.concatenate([y, pred]), 99.5))
-    axes.plot([0, high], [0, high], color="black", lw=1)
-    axes.set(xlim=(0, high), ylim=(0, high), xlabel=f"true ({unit})", ylabel=f"predicted ({unit})", title=title)
-    return figure
-
-
-def _importance_figure(model: PropertyModel, *, top: int = 25):
-    from matplotlib.figure import Figure
-
-    gain = model.boosters_["regressor"].get_score(importance_type="total_gain")
-    items = sorted(gain.items(), key=lambda kv: kv[1])[-top:]
-    figure = Figure(figsize=(7, 0.25 * len(items) + 1), layout="constrained")
-    axes = figure.subplots()
-    axes.barh([k for k, _ in items], [v for _, v in items])
-    axes.set(xlabel="total gain", title=f"top {len(items)} features")
-    axes.tick_params(axis="y", labelsize=7)
-    return figure
 
 
 def train(
@@ -146,10 +122,10 @@ def train(
         }
         bundle = model.save(Path(tmp) / "bundle", metadata=meta)
         figures = {
-            "parity_val": _parity_figure(
+            "parity_val": parity_figure(
                 val_table["y"].to_numpy(), val_pred[spec.target].to_numpy(), unit=spec.unit, title=f"{task}: validation"
             ),
-            "feature_importance": _importance_figure(model),
+            "feature_importance": importance_figure(model.boosters_["regressor"]),
         }
         result = log_and_register(
             task=task,
@@ -179,7 +155,11 @@ def load_config(path: str | Path | None) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point (``sse-screen train TASK`` calls this too)."""
     parser = argparse.ArgumentParser(prog="sse-screen train", description=__doc__.splitlines()[0])
-    parser.add_argument("task", choices=["stability", "band-gap", "band_gap"])
+    parser.add_argument(
+        "task",
+        choices=["stability", "band-gap", "band_gap"],
+        help="conductivity: sse-screen train conductivity -h",
+    )
     parser.add_argument("--config", help="TOML file with PropertyModel parameters under [model]")
     parser.add_argument("--quick", action="store_true", help="small, fast settings (a smoke run, not a real model)")
     parser.add_argument("--limit", type=int, help="train on at most this many compositions")
