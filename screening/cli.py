@@ -49,19 +49,25 @@ def _build_parser() -> argparse.ArgumentParser:
 
     pred = sub.add_parser(
         "predict",
-        help="predict stability and band gap (with uncertainties) for a list of formulas",
+        help="predict stability, band gap and conductivity (with uncertainties) for formulas or CIFs",
         description=(
             "Predict energy above hull (eV/atom, with a standard deviation, p_stable and the decomposition products "
-            "at the hull of the known phases) and band gap (eV, with p_insulator) for every row of INPUT. One output "
-            "row per input row, in order, input columns kept; rows that cannot be predicted get the reason in "
-            "'error'. Models: --*-model URI, else $SSE_SCREEN_<TASK>_MODEL_URI, else the shipped defaults."
+            "at the hull of the known phases), band gap (eV, with p_insulator) and room-temperature ionic "
+            "conductivity (log10 S/cm, structure-aware for rows with a CIF, with in_domain) for every row of INPUT. "
+            "One output row per input row, in order, input columns kept; rows that cannot be predicted get the "
+            "reason in 'error'. Models: --*-model URI, else $SSE_SCREEN_<TASK>_MODEL_URI, else the shipped defaults."
         ),
     )
-    pred.add_argument("input", help="candidate list: .csv, .tsv, .parquet or .txt")
+    pred.add_argument(
+        "input", help="candidates: .csv/.tsv/.parquet (formula and/or cif_path column), .txt, or a folder/.zip of CIFs"
+    )
     pred.add_argument("-o", "--output", required=True, help="output file: .csv, .parquet or .json")
     pred.add_argument("--formula-column", default="formula", help="name of the formula column (default: formula)")
     pred.add_argument("--stability-model", help="model URI, e.g. models:/sse-screen-stability@champion or a folder")
     pred.add_argument("--band-gap-model", help="model URI, e.g. models:/sse-screen-band-gap@champion or a folder")
+    pred.add_argument(
+        "--conductivity-model", help="model URI, e.g. models:/sse-screen-conductivity@champion or a folder"
+    )
     pred.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     pred.set_defaults(handler=_cmd_predict)
 
@@ -99,7 +105,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from screening.table_io import read_candidates, write_table
 
     table = read_candidates(args.input, formula_column=args.formula_column)
-    models = load_models({"stability": args.stability_model, "band_gap": args.band_gap_model})
+    models = load_models(
+        {"stability": args.stability_model, "band_gap": args.band_gap_model, "conductivity": args.conductivity_model}
+    )
     with progress_reporter(total=len(table), description="predicting", quiet=args.quiet) as advance:
         result = predict_table(table, models, on_progress=advance)
     write_table(result, args.output)
@@ -113,6 +121,10 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    if args.train_args[:1] == ["conductivity"]:
+        from experiments.train_conductivity import main as train_conductivity
+
+        return train_conductivity(args.train_args[1:])
     from experiments.train_property import main as train_main
 
     return train_main(args.train_args)

@@ -26,8 +26,9 @@ def read_candidates(path: str | Path, *, formula_column: str = "formula") -> pd.
     """Read a candidate list into a table with a ``formula`` column of strings.
 
     Args:
-        path: CSV, TSV or Parquet file with a formula column, or a .txt file with one formula per line
-            (blank lines are kept as empty formulas so row numbers stay those of the file).
+        path: CSV, TSV or Parquet file with a formula column (and/or a ``cif_path`` column, relative to the file),
+            a .txt file with one formula per line (blank lines are kept as empty formulas so row numbers stay those
+            of the file), or a folder or .zip of CIF files (one row per CIF, sorted by name).
         formula_column: Name of the column holding formulas in CSV/TSV/Parquet input.
 
     Returns:
@@ -40,9 +41,14 @@ def read_candidates(path: str | Path, *, formula_column: str = "formula") -> pd.
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file")
-    if path.is_dir():
-        raise InputError(f"{path}: is a folder; give a .csv, .tsv, .parquet or .txt file")
     suffix = path.suffix.lower()
+    if path.is_dir() or suffix == ".zip":
+        from screening.structures import StructureInputError, cif_candidates
+
+        try:
+            return cif_candidates(path)
+        except StructureInputError as exc:
+            raise InputError(str(exc)) from None
     if suffix not in TABLE_SUFFIXES:
         raise InputError(f"{path}: unsupported file type {suffix or '(none)'!r}; use .csv, .tsv, .parquet or .txt")
     if suffix in {".parquet", ".pq"}:
@@ -57,6 +63,11 @@ def read_candidates(path: str | Path, *, formula_column: str = "formula") -> pd.
                 raise InputError(f"{path}: the file holds no formulas")
             return pd.DataFrame({"formula": [line.strip() for line in lines]})
         table = _read_delimited(path, text, sep="\t" if suffix == ".tsv" else ",")
+    if "cif_path" in table.columns:  # relative CIF paths are relative to the candidate file
+        cif = table["cif_path"].astype("string").fillna("").str.strip()
+        table["cif_path"] = [str((path.parent / c).resolve()) if c else "" for c in cif]
+        if formula_column not in table.columns:
+            table[formula_column] = ""
     if formula_column not in table.columns:
         found = ", ".join(map(str, table.columns[:8])) or "none"
         raise InputError(
