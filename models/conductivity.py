@@ -35,6 +35,7 @@ from sklearn.utils.validation import check_is_fitted
 from features.composition import CompositionFeaturizer
 from features.formula import ELEMENT_SYMBOLS, as_formula_list, parse_batch
 from features.structure import LATTICE_COLUMNS, StructureError, StructureFeaturizer, read_cif
+from models.explain import explain_rows
 from models.metrics import discovery_acceleration_factor, regression_report
 from models.persistence import Bundle, load_bundle, save_bundle
 from models.uncertainty import ConformalCalibration, calibrate
@@ -369,6 +370,12 @@ class ConductivityModel(RegressorMixin, BaseEstimator):
     def output_columns(self) -> list[str]:
         """Columns of :meth:`predict_table`, ``error`` excluded."""
         return list(OUTPUT_COLUMNS)
+
+    def explain(self, formulas: Any, *, top: int = 3) -> list[str]:
+        """Top feature contributions (log10 S/cm) to each row's composition-model prediction; "" for bad rows."""
+        check_is_fitted(self, "boosters_")
+        comp, struct, errors, _ = self._design(as_formula_list(formulas), None, None)
+        return explain_rows(self.boosters_["composition"], self._matrix("composition", comp, struct), errors, top=top)
 
     def predict(self, X: Any, *, structures: Sequence[Any] | None = None) -> np.ndarray:
         """Point predictions in log10 S/cm (NaN for rows that cannot be featurized)."""

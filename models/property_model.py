@@ -28,6 +28,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from features.composition import CompositionFeaturizer
 from features.formula import as_formula_list
+from models.explain import explain_rows
 from models.metrics import regression_report
 from models.persistence import Bundle, load_bundle, save_bundle
 from models.reference import reference_hull
@@ -281,6 +282,17 @@ class PropertyModel(RegressorMixin, BaseEstimator):
             table["decomposition"] = [d if e is None else "" for d, e in zip(decomposition, errors, strict=True)]
         table["error"] = [e or "" for e in errors]
         return table
+
+    def explain(self, X: Sequence[object], *, top: int = 3) -> list[str]:
+        """The features that pushed each row's point prediction most, from xgboost's per-row contributions (SHAP).
+
+        Returns:
+            Per row, e.g. ``"e_hull_ref_ev_per_atom +0.042; Li atomic fraction -0.013"`` (target units), or "" for
+            rows that cannot be featurized.
+        """
+        check_is_fitted(self, "boosters_")
+        x, errors, _ = self._features(as_formula_list(X))
+        return explain_rows(self.boosters_["regressor"], x, errors, top=top)
 
     def score_table(self, X: Sequence[object], y: Sequence[float]) -> dict[str, float]:
         """Screening metrics on held-out data: MAE, Spearman, ROC-AUC/F1/DAF of the class, interval coverage."""

@@ -71,6 +71,40 @@ def _build_parser() -> argparse.ArgumentParser:
     pred.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     pred.set_defaults(handler=_cmd_predict)
 
+    rank = sub.add_parser(
+        "rank",
+        help="check, predict and rank candidates; write CSV, Parquet, JSON or an HTML report",
+        description=(
+            "Rank the candidates of INPUT: chemistry checks (parseable, known elements, mobile ion, charge balance "
+            "that accepts doped/mixed-valence compositions, element exclusions, optional limits), predictions with "
+            "uncertainties, a weighted desirability score and Pareto fronts. One output row per input row, ranked "
+            "rows first, each with status (ranked/rejected/invalid) and a reason. Without -o the top rows are "
+            "printed."
+        ),
+    )
+    rank.add_argument(
+        "input", help="candidates: .csv/.tsv/.parquet (formula and/or cif_path column), .txt, or a folder/.zip of CIFs"
+    )
+    rank.add_argument("-o", "--output", help="output file: .csv (default), .parquet, .json or .html (a report)")
+    rank.add_argument("--top", type=int, help="keep only the first N rows of the ranked output")
+    rank.add_argument("--config", help="TOML file with a [rank] table of the options below (flags win)")
+    rank.add_argument("--formula-column", default="formula", help="name of the formula column (default: formula)")
+    rank.add_argument("--mobile-ion", help="element every candidate must contain (default Li)")
+    rank.add_argument("--max-e-hull", type=float, help="reject if predicted E_hull is above this (eV/atom)")
+    rank.add_argument("--min-band-gap", type=float, help="reject if predicted band gap is below this (eV)")
+    rank.add_argument("--max-cost", type=float, help="reject if raw-element cost is above this (USD/kg)")
+    rank.add_argument(
+        "--weight", action="append", default=[], metavar="NAME=W",
+        help="objective weight: stability, conductivity, band_gap or cost (repeatable; 0 leaves one out)",
+    )  # fmt: skip
+    rank.add_argument("--mode", choices=["mean", "optimistic", "pessimistic"], help="rank on means or interval bounds")
+    rank.add_argument("--order-by", choices=["score", "pareto"], help="order by score (default) or Pareto front")
+    rank.add_argument("--no-explain", action="store_true", help="skip the per-row prediction drivers")
+    for task in ("stability", "band-gap", "conductivity"):
+        rank.add_argument(f"--{task}-model", help=f"{task} model URI (default: env var, else the shipped model)")
+    rank.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    rank.set_defaults(handler=_cmd_rank)
+
     train = sub.add_parser(
         "train",
         help="train a model, track it in MLflow and register it (champion or candidate)",
@@ -118,6 +152,94 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         if n_bad:
             print(f"{n_bad} rows have an error (see the 'error' column)", file=sys.stderr)
     return 0
+
+
+def _rank_options(args: argparse.Namespace):
+    import tomllib
+
+    from screening.rank import RankOptions
+
+    config: dict = {}
+    if args.config:
+        try:
+            with open(args.config, "rb") as handle:
+                config = dict(tomllib.load(handle).get("rank", {}))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise UserError(f"cannot read config {args.config}: {exc}") from None
+    weights = dict(config.pop("weights", {}))
+    for item in args.weight:
+        name, _, value = item.partition("=")
+        try:
+            weights[name.strip()] = float(value)
+        except ValueError:
+            raise UserError(f"--weight takes NAME=NUMBER, got {item!r}") from None
+    flags = {
+        "mobile_ion": args.mobile_ion,
+        "max_e_hull_ev_per_atom": args.max_e_hull,
+        "min_band_gap_ev": args.min_band_gap,
+        "max_cost_usd_per_kg": args.max_cost,
+        "mode": args.mode,
+        "order_by": args.order_by,
+    }
+    config |= {k: v for k, v in flags.items() if v is not None}
+    if args.no_explain:
+        config["explain"] = False
+    try:
+        return RankOptions(weights=weights, **config)
+    except TypeError as exc:
+        raise UserError(f"unknown option in {args.config}: {exc}") from None
+
+
+def _cmd_rank(args: argparse.Namespace) -> int:
+    from screening.predict import load_models
+    from screening.progress import progress_reporter
+    from screening.rank import rank_candidates
+    from screening.table_io import read_candidates, write_table
+
+    options = _rank_options(args)
+    table = read_candidates(args.input, formula_column=args.formula_column)
+    models = load_models(
+        {"stability": args.stability_model, "band_gap": args.band_gap_model, "conductivity": args.conductivity_model}
+    )
+    with progress_reporter(total=len(table), description="ranking", quiet=args.quiet) as advance:
+        try:
+            ranked = rank_candidates(table, models, options=options, on_progress=advance)
+        except ValueError as exc:  # bad weights, mode or clashing column names
+            raise UserError(str(exc)) from None
+    counts = ranked["status"].value_counts()
+    if args.top is not None:
+        ranked = ranked.head(args.top)
+    if args.output:
+        write_table(ranked, args.output)
+    else:
+        _print_top(ranked.head(args.top or 20))
+    if not args.quiet:
+        summary = ", ".join(f"{counts.get(s, 0)} {s}" for s in ("ranked", "rejected", "invalid"))
+        print(f"{summary}" + (f"; written to {args.output}" if args.output else ""), file=sys.stderr)
+    return 0
+
+
+def _print_top(ranked) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="sse-screen ranking", show_lines=False)
+    shown = {
+        "rank": "rank", "formula": "formula", "score": "score", "e_hull_ev_per_atom": "E_hull eV/atom",
+        "log10_sigma_s_per_cm": "log10 σ S/cm", "band_gap_ev": "gap eV", "status": "status", "reason": "reason",
+    }  # fmt: skip
+    columns = [c for c in shown if c in ranked.columns]
+    for column in columns:
+        table.add_column(shown[column])
+    for _, row in ranked.iterrows():
+        cells = []
+        for column in columns:
+            value = row[column]
+            cells.append(
+                "" if value is None or value != value else f"{value:.3g}" if isinstance(value, float) else str(value)
+            )
+        table.add_row(*cells)
+    Console().print(table)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 TABLE_SUFFIXES = {".csv", ".tsv", ".txt", ".parquet", ".pq"}
-OUTPUT_SUFFIXES = {".csv", ".parquet", ".json"}
+OUTPUT_SUFFIXES = {".csv", ".parquet", ".json", ".html"}
 # Cells a spreadsheet would execute as a formula (OWASP "CSV injection").
 _FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -132,21 +132,25 @@ def neutralise_csv_cells(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_table(table: pd.DataFrame, path: str | Path) -> Path:
-    """Write a result table as CSV (spreadsheet-safe), Parquet or JSON (records), chosen by the suffix.
+    """Write a result table as CSV (spreadsheet-safe), Parquet, JSON (records) or an HTML report, by the suffix.
 
     Raises:
-        InputError: The suffix is not one of .csv, .parquet or .json, or the folder does not exist.
+        InputError: The suffix is not one of .csv, .parquet, .json or .html, or the folder does not exist.
     """
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in OUTPUT_SUFFIXES:
-        raise InputError(f"{path}: unsupported output type {suffix or '(none)'!r}; use .csv, .parquet or .json")
+        raise InputError(f"{path}: unsupported output type {suffix or '(none)'!r}; use .csv, .parquet, .json or .html")
     if not path.parent.exists():
         raise InputError(f"{path}: folder {path.parent} does not exist")
     if suffix == ".csv":
         neutralise_csv_cells(table).to_csv(path, index=False)
     elif suffix == ".parquet":
         table.to_parquet(path, index=False)
+    elif suffix == ".html":
+        from screening.report import html_report
+
+        path.write_text(html_report(table, source=f"{path.stem}:"), encoding="utf-8")
     else:
         table.to_json(path, orient="records", indent=1)
     return path

@@ -1,0 +1,22 @@
+"""Why a prediction came out as it did: per-row feature contributions of a booster (TreeSHAP, in xgboost)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import xgboost as xgb
+
+
+def explain_rows(booster: xgb.Booster, x: np.ndarray, errors: Sequence[str | None], *, top: int = 3) -> list[str]:
+    """Top-``top`` per-row feature contributions of a booster as text ("name +0.012; ..."); "" for error rows."""
+    out = [""] * len(errors)
+    good = np.flatnonzero([e is None for e in errors])
+    if not len(good):
+        return out
+    names = booster.feature_names or [f"f{i}" for i in range(x.shape[1])]
+    contribs = booster.predict(xgb.DMatrix(x[good], feature_names=names), pred_contribs=True)[:, :-1]
+    order = np.argsort(-np.abs(contribs), axis=1)[:, :top]
+    for k, (row, idx) in enumerate(zip(good, order, strict=True)):
+        out[row] = "; ".join(f"{names[j]} {contribs[k, j]:+.3g}" for j in idx)
+    return out

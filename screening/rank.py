@@ -1,0 +1,111 @@
+"""Rank candidates end to end: predict, check, score, Pareto-rank, explain: what the CLI and the web service call."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from screening.checks import DEFAULT_EXCLUSIONS, CheckConfig
+from screening.predict import predict_table
+from screening.ranking import rank_table
+
+STATUS_ORDER = {"ranked": 0, "rejected": 1, "invalid": 2}
+#: Rows whose prediction drivers are computed (per-row xgboost contributions cost more than a prediction).
+MAX_EXPLAINED_ROWS = 2_000
+
+
+@dataclass(frozen=True, kw_only=True)
+class RankOptions:
+    """What a chemist can set for a ranking (all optional; defaults are documented in the README).
+
+    Attributes:
+        mobile_ion: Element every candidate must contain (``"Li"``; ``"Na"`` for sodium conductors).
+        exclusions: Excluded element -> category shown in the reason (None: radioactive, toxic and noble gases).
+        max_e_hull_ev_per_atom: Reject candidates predicted above this energy above hull, eV/atom.
+        min_band_gap_ev: Reject candidates predicted below this band gap, eV.
+        max_cost_usd_per_kg: Reject candidates whose raw-element cost is above this, USD/kg.
+        weights: Objective name (stability, conductivity, band_gap, cost) -> weight in the score.
+        mode: ``"mean"``; ``"optimistic"``/``"pessimistic"`` rank on interval bounds (what to test next).
+        order_by: ``"score"`` or ``"pareto"``.
+        explain: Add the features that drove each ranked row's stability and conductivity predictions.
+    """
+
+    mobile_ion: str = "Li"
+    exclusions: Mapping[str, str] | None = None
+    max_e_hull_ev_per_atom: float | None = None
+    min_band_gap_ev: float | None = None
+    max_cost_usd_per_kg: float | None = None
+    weights: Mapping[str, float] = field(default_factory=dict)
+    mode: Literal["mean", "optimistic", "pessimistic"] = "mean"
+    order_by: Literal["score", "pareto"] = "score"
+    explain: bool = True
+
+    def check_config(self) -> CheckConfig:
+        return CheckConfig(
+            mobile_ion=self.mobile_ion,
+            exclusions=dict(DEFAULT_EXCLUSIONS if self.exclusions is None else self.exclusions),
+            max_e_hull_ev_per_atom=self.max_e_hull_ev_per_atom,
+            min_band_gap_ev=self.min_band_gap_ev,
+            max_cost_usd_per_kg=self.max_cost_usd_per_kg,
+        )
+
+
+def rank_candidates(
+    table: pd.DataFrame,
+    models: Mapping[str, Any],
+    *,
+    options: RankOptions | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> pd.DataFrame:
+    """Predict, check, score and order a candidate table.
+
+    Args:
+        table: Candidates: a ``formula`` column (and optionally ``cif_path``); other columns are carried through.
+        models: Task -> fitted model (``screening.predict.load_models``).
+        options: Checks, limits, weights and ranking mode.
+        on_progress: Called with the number of input rows predicted after each chunk.
+
+    Returns:
+        One row per input row, best first: ranked rows by ``rank``, then rejected, then invalid rows (input order
+        within each). Columns: ``input_row`` (0-based position in the input), the input columns, every prediction
+        column of ``sse-screen predict``, ``cost_usd_per_kg``, ``status`` (ranked/rejected/invalid), ``reason``,
+        ``warnings``, ``duplicate_of``, ``score``, ``pareto_rank``, ``rank`` and, with ``explain``,
+        ``stability_drivers`` / ``conductivity_drivers``.
+    """
+    options = options or RankOptions()
+    predicted = predict_table(table.reset_index(drop=True), models, on_progress=on_progress)
+    ranked = rank_table(
+        predicted,
+        weights=dict(options.weights),
+        config=options.check_config(),
+        mode=options.mode,
+        order_by=options.order_by,
+    )
+    ranked.insert(0, "input_row", np.arange(len(ranked)))
+    order = np.lexsort(
+        (
+            ranked["input_row"].to_numpy(),
+            ranked["rank"].fillna(np.iinfo(np.int64).max).to_numpy(dtype=np.int64),
+            ranked["status"].map(STATUS_ORDER).to_numpy(),
+        )
+    )
+    ranked = ranked.iloc[order].reset_index(drop=True)
+    if options.explain:
+        ranked = _add_drivers(ranked, models)
+    return ranked
+
+
+def _add_drivers(ranked: pd.DataFrame, models: Mapping[str, Any]) -> pd.DataFrame:
+    rows = np.flatnonzero((ranked["status"] == "ranked").to_numpy())[:MAX_EXPLAINED_ROWS]
+    formulas = ranked["formula"].iloc[rows].astype(str).tolist()
+    for task, column in (("stability", "stability_drivers"), ("conductivity", "conductivity_drivers")):
+        model = models.get(task)
+        ranked[column] = ""
+        if model is None or not hasattr(model, "explain") or not len(rows):
+            continue
+        ranked.loc[rows, column] = model.explain(formulas)
+    return ranked
