@@ -234,10 +234,8 @@ class ReferenceHull:
             if pd_full is None:
                 pd_full = build(None)
                 stable_names = {e.name for e in pd_full.stable_entries}
-            if exclude and key in stable_names:
-                pdiag = build(key)  # the query is a hull vertex: removing it changes the hull
-            else:
-                pdiag = pd_full  # not a vertex (or kept): hull unchanged
+            # rebuild only when the query is a hull vertex: removing a non-vertex leaves the hull unchanged
+            pdiag = build(key) if exclude and key in stable_names else pd_full
             decomp_entries = pdiag.get_decomposition(comp)
             e_ref = float(sum(amount * entry.energy_per_atom for entry, amount in decomp_entries.items()))
             decomp = {
@@ -249,9 +247,7 @@ class ReferenceHull:
             n_same_known = n_same - (1 if exclude else 0)
             yield i, (key, e_ref, decomp, n_known, n_same_known, math.nan if exclude else e_known, "")
 
-    def features(
-        self, formulas: Iterable[str], *, leave_self_out: bool = True, progress: bool = False
-    ) -> pd.DataFrame:
+    def features(self, formulas: Iterable[str], *, leave_self_out: bool = True, progress: bool = False) -> pd.DataFrame:
         """Reference-hull features as a table, one row per formula, in order.
 
         Args:
@@ -314,7 +310,9 @@ class ReferenceHullFeaturizer(TransformerMixin, BaseEstimator):
         table = self.hull_.features(list(formulas), leave_self_out=self.leave_self_out)
         bad = table["error"] != ""
         if bad.any():
-            raise ValueError(f"{int(bad.sum())} formula(s) could not be featurized: {table.loc[bad, 'error'].tolist()[:5]}")
+            raise ValueError(
+                f"{int(bad.sum())} formula(s) could not be featurized: {table.loc[bad, 'error'].tolist()[:5]}"
+            )
         return table[list(NUMERIC_FEATURE_NAMES)].to_numpy(dtype=float)
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
