@@ -31,7 +31,7 @@ import itertools
 import math
 import warnings
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -111,6 +111,60 @@ def _parse(formula: str) -> Composition:
     return comp.reduced_composition
 
 
+def _fraction_key(comp: Composition) -> tuple:
+    """Identity of a composition independent of how it is written: sorted (element, atomic fraction) pairs."""
+    total = comp.num_atoms
+    return tuple(sorted((el.symbol, round(amount / total, 9)) for el, amount in comp.items()))
+
+
+class _Phases(Mapping):
+    """Known phases by fraction key: ``phases[key] -> (formation energy eV/atom, reduced Composition)``.
+
+    Formulas are tokenised with the fast parser of :mod:`features.formula` (pymatgen's amounts exactly); the
+    pymatgen ``Composition`` of a phase is only built when a query touches its chemical system, so indexing
+    ~100k phases takes about a second instead of building ~100k pymatgen objects.
+    """
+
+    def __init__(self, formulas: Sequence[str], energies: np.ndarray) -> None:
+        from features.formula import ELEMENT_SYMBOLS, parse_batch
+
+        batch = parse_batch([str(f) for f in formulas])
+        bad = [(f, e) for f, e in zip(formulas, batch.errors, strict=True) if e is not None]
+        if bad:
+            raise ValueError(f"cannot parse reference formula {bad[0][0]!r}: {bad[0][1]}")
+        fractions = np.round(batch.fractions(), 9)
+        symbols = np.asarray(ELEMENT_SYMBOLS, dtype=object)[batch.index]
+        self._best: dict[tuple, tuple[float, str]] = {}
+        for row in range(len(energies)):
+            mask = batch.mask[row]
+            if mask.sum() < 2:  # elements are references at 0 eV/atom by definition
+                continue
+            key = tuple(sorted(zip(symbols[row][mask].tolist(), fractions[row][mask].tolist(), strict=True)))
+            energy = float(energies[row])
+            if key not in self._best or energy < self._best[key][0]:
+                self._best[key] = (energy, str(formulas[row]))
+        self._built: dict[tuple, tuple[float, Composition]] = {}
+
+    def __getitem__(self, key: tuple) -> tuple[float, Composition]:
+        if key not in self._built:
+            energy, formula = self._best[key]
+            self._built[key] = (energy, _parse(formula))
+        return self._built[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._best
+
+    def __iter__(self):
+        return iter(self._best)
+
+    def __len__(self) -> int:
+        return len(self._best)
+
+    def name(self, key: tuple) -> str:
+        """Reduced formula of a known phase (for decompositions people read)."""
+        return self[key][1].reduced_formula
+
+
 def _same_fractions(a: Composition, b: Composition) -> bool:
     fa, fb = a.fractional_composition, b.fractional_composition
     if set(fa.elements) != set(fb.elements):
@@ -136,19 +190,11 @@ class ReferenceHull:
             raise ValueError(f"{len(formulas)} formulas but {len(energies)} energies")
         if not np.all(np.isfinite(energies)):
             raise ValueError("reference formation energies must be finite")
-        best: dict[str, tuple[float, Composition]] = {}
-        for formula, energy in zip(formulas, energies, strict=True):
-            comp = _parse(formula)
-            if len(comp.elements) < 2:
-                continue
-            key = comp.reduced_formula
-            if key not in best or energy < best[key][0]:
-                best[key] = (float(energy), comp)
-        #: reduced formula -> (formation energy eV/atom, reduced composition)
-        self.phases: dict[str, tuple[float, Composition]] = best
-        self._by_elements: dict[frozenset[str], list[str]] = defaultdict(list)
-        for key, (_, comp) in best.items():
-            self._by_elements[frozenset(el.symbol for el in comp.elements)].append(key)
+        #: fraction key -> known phase (lowest energy per composition); pymatgen objects are built lazily
+        self.phases = _Phases(formulas, energies)
+        self._by_elements: dict[frozenset[str], list[tuple]] = defaultdict(list)
+        for key in self.phases:
+            self._by_elements[frozenset(symbol for symbol, _ in key)].append(key)
 
     @classmethod
     def from_csv(cls, path: str | Path, *, formula_col: str = "formula", target_col: str = "target") -> ReferenceHull:
@@ -164,11 +210,11 @@ class ReferenceHull:
 
     def known_formation_energy(self, formula: str) -> float:
         """Known formation energy of a composition (lowest polymorph), eV/atom, or NaN if unknown."""
-        key = _parse(formula).reduced_formula
+        key = _fraction_key(_parse(formula))
         return self.phases[key][0] if key in self.phases else math.nan
 
-    def _system_phase_keys(self, elements: frozenset[str]) -> list[str]:
-        keys: list[str] = []
+    def _system_phase_keys(self, elements: frozenset[str]) -> list[tuple]:
+        keys: list[tuple] = []
         for size in range(2, len(elements) + 1):
             for sub in itertools.combinations(sorted(elements), size):
                 keys.extend(self._by_elements.get(frozenset(sub), ()))
@@ -214,7 +260,10 @@ class ReferenceHull:
         keys = self._system_phase_keys(elements)
         n_same = len(self._by_elements.get(elements, ()))
         element_entries = [PDEntry(Composition(el), 0.0) for el in sorted(elements)]
-        entries = [PDEntry(self.phases[k][1], self.phases[k][0] * self.phases[k][1].num_atoms, name=k) for k in keys]
+        entries = []
+        for k in keys:
+            energy, comp = self.phases[k]
+            entries.append(PDEntry(comp, energy * comp.num_atoms, name=comp.reduced_formula))
         pd_full: PhaseDiagram | None = None
         stable_names: set[str] = set()
 
@@ -223,19 +272,19 @@ class ReferenceHull:
             return PhaseDiagram(element_entries + kept)
 
         for i, comp in members:
-            key = comp.reduced_formula
+            name, key = comp.reduced_formula, _fraction_key(comp)
             known = key in self.phases
             e_known = self.phases[key][0] if known else math.nan
             exclude = leave_self_out and known
             if len(elements) == 1:  # an element: the reference is the element itself at 0 eV/atom
-                decomp = {key: 1.0}
-                yield i, (key, 0.0, decomp, 0, 0, e_known if known and not leave_self_out else math.nan, "")
+                decomp = {name: 1.0}
+                yield i, (name, 0.0, decomp, 0, 0, e_known if known and not leave_self_out else math.nan, "")
                 continue
             if pd_full is None:
                 pd_full = build(None)
                 stable_names = {e.name for e in pd_full.stable_entries}
             # rebuild only when the query is a hull vertex: removing a non-vertex leaves the hull unchanged
-            pdiag = build(key) if exclude and key in stable_names else pd_full
+            pdiag = build(name) if exclude and name in stable_names else pd_full
             decomp_entries = pdiag.get_decomposition(comp)
             e_ref = float(sum(amount * entry.energy_per_atom for entry, amount in decomp_entries.items()))
             decomp = {
@@ -245,7 +294,7 @@ class ReferenceHull:
             }
             n_known = len(keys) - (1 if exclude else 0)
             n_same_known = n_same - (1 if exclude else 0)
-            yield i, (key, e_ref, decomp, n_known, n_same_known, math.nan if exclude else e_known, "")
+            yield i, (name, e_ref, decomp, n_known, n_same_known, math.nan if exclude else e_known, "")
 
     def features(self, formulas: Iterable[str], *, leave_self_out: bool = True, progress: bool = False) -> pd.DataFrame:
         """Reference-hull features as a table, one row per formula, in order.
