@@ -193,7 +193,8 @@ def save_bundle(
         if not isinstance(booster, xgboost.Booster):
             raise BundleError(f"boosters[{name!r}] is {type(booster).__name__}, expected xgboost.Booster")
         names = booster.feature_names
-        if names is not None and list(names) != list(metadata["feature_names"]):
+        # an auxiliary booster may use the leading columns only (e.g. composition features of a formation-energy model)
+        if names is not None and list(names) != list(metadata["feature_names"])[: len(names)]:
             raise BundleError(f"booster {name!r} was trained on other feature names than metadata says")
     if (path / METADATA_FILE).exists() and not overwrite:
         raise BundleError(f"{path} already holds a bundle; pass overwrite=True to replace it")

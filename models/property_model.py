@@ -48,6 +48,11 @@ class PropertyModel(RegressorMixin, BaseEstimator):
         preset: Composition feature preset (:class:`features.composition.CompositionFeaturizer`).
         use_reference_hull: Add the reference-hull features of the bundled known phases (``data/mp_e_form``);
             leave-self-out, so a known composition is featurized like a new candidate.
+        formation_energy_feature: Add a predicted formation energy (an auxiliary booster trained on
+            ``data/mp_e_form``, out-of-fold for training rows; :mod:`models.formation_energy`) and, with the
+            reference hull, the E_hull it implies.
+        hurdle: Predict exactly 0 where the classifier gives ``p >= 0.5`` for the useful class "at or below the
+            threshold" (the point mass of E_hull at 0); only for tasks whose useful class is below the threshold.
         n_estimators: Boosting rounds of the point model.
         learning_rate: Shrinkage.
         max_depth: Tree depth.
@@ -69,6 +74,8 @@ class PropertyModel(RegressorMixin, BaseEstimator):
         task: str = "stability",
         preset: str = "electrolyte",
         use_reference_hull: bool = True,
+        formation_energy_feature: bool = False,
+        hurdle: bool = False,
         n_estimators: int = 1500,
         learning_rate: float = 0.03,
         max_depth: int = 8,
@@ -86,6 +93,8 @@ class PropertyModel(RegressorMixin, BaseEstimator):
         self.task = task
         self.preset = preset
         self.use_reference_hull = use_reference_hull
+        self.formation_energy_feature = formation_energy_feature
+        self.hurdle = hurdle
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
         self.max_depth = max_depth
@@ -110,10 +119,17 @@ class PropertyModel(RegressorMixin, BaseEstimator):
     def threshold_(self) -> float:
         return self.spec.threshold if self.threshold is None else float(self.threshold)
 
-    def _features(self, formulas: list[object]) -> tuple[np.ndarray, list[str | None], list[str]]:
-        """Feature matrix, per-row errors and (stability) decomposition strings, in input order."""
+    def _features(
+        self, formulas: list[object], *, e_form: np.ndarray | None = None
+    ) -> tuple[np.ndarray, list[str | None], list[str]]:
+        """Feature matrix, per-row errors and (stability) decomposition strings, in input order.
+
+        ``e_form``: the training rows' out-of-fold formation energies; at prediction time they come from the
+        fitted formation-energy booster.
+        """
         featurizer = CompositionFeaturizer(preset=self.preset, errors="nan").fit()
         matrix, errors = featurizer.featurize(formulas)
+        composition = matrix
         decomposition = [""] * len(formulas)
         if self.use_reference_hull:
             good = [i for i, e in enumerate(errors) if e is None]
@@ -125,12 +141,26 @@ class PropertyModel(RegressorMixin, BaseEstimator):
                 if err:
                     errors[row] = err
             matrix = np.hstack([matrix, extra])
+        if self.formation_energy_feature:
+            if e_form is None:
+                e_form = np.full(len(formulas), np.nan)
+                good = np.array([e is None for e in errors], dtype=bool)
+                if good.any():
+                    e_form[good] = self.boosters_["formation_energy"].inplace_predict(composition[good])
+            columns = [e_form]
+            if self.use_reference_hull:
+                columns.append(e_form - matrix[:, composition.shape[1]])  # E_form - E_hull_ref: the implied E_hull
+            matrix = np.hstack([matrix, np.column_stack(columns)])
         return matrix, errors, decomposition
 
     def feature_names(self) -> list[str]:
         """Names of the model's input features, in order."""
         names = list(CompositionFeaturizer(preset=self.preset).fit().get_feature_names_out())
-        return names + (list(HULL_FEATURES) if self.use_reference_hull else [])
+        names += list(HULL_FEATURES) if self.use_reference_hull else []
+        if self.formation_energy_feature:
+            names += ["e_form_pred_ev_per_atom"]
+            names += ["e_hull_from_e_form_pred_ev_per_atom"] if self.use_reference_hull else []
+        return names
 
     # ---------------------------------------------------------------------------------------------- training
     def _xgb_params(self, *, seed: int) -> dict[str, Any]:
@@ -146,11 +176,15 @@ class PropertyModel(RegressorMixin, BaseEstimator):
         }
         return params
 
+    def _regressor_params(self, *, squared: bool = False) -> dict[str, Any]:
+        params = self._xgb_params(seed=0) | {"n_estimators": self.n_estimators}
+        params.pop("random_state")
+        if squared or self.objective != "reg:pseudohubererror":
+            return params | {"objective": "reg:squarederror" if squared else self.objective}
+        return params | {"objective": self.objective, "huber_slope": self.huber_slope}
+
     def _fit_regressor(self, x: np.ndarray, y: np.ndarray, seed: int) -> xgb.XGBRegressor:
-        extra = {"huber_slope": self.huber_slope} if self.objective == "reg:pseudohubererror" else {}
-        model = xgb.XGBRegressor(
-            n_estimators=self.n_estimators, objective=self.objective, **extra, **self._xgb_params(seed=seed)
-        )
+        model = xgb.XGBRegressor(**self._regressor_params(), random_state=seed)
         if self.objective == "reg:pseudohubererror":
             model.set_params(base_score=float(np.median(y)))
         return model.fit(x, y)
@@ -162,13 +196,17 @@ class PropertyModel(RegressorMixin, BaseEstimator):
     def _positive(self, y: np.ndarray) -> np.ndarray:
         return y <= self.threshold_ if self.spec.positive == "below" else y >= self.threshold_
 
-    def fit(self, X: Sequence[object], y: Sequence[float], *, progress: Any = None) -> PropertyModel:
+    def fit(
+        self, X: Sequence[object], y: Sequence[float], *, progress: Any = None, holdout: Sequence[str] = ()
+    ) -> PropertyModel:
         """Fit the point model, the interval model and the classifier.
 
         Args:
             X: Formulas (one row per composition; aggregate polymorphs first).
             y: Target values in the task's unit.
             progress: Optional callable ``progress(message)`` for long steps.
+            holdout: Compositions the model must never see (the validation rows): removed from the auxiliary
+                formation-energy model's training data.
 
         Returns:
             self, with ``cv_metrics_`` (out-of-fold scores), ``calibration_`` and the fitted boosters.
@@ -184,12 +222,25 @@ class PropertyModel(RegressorMixin, BaseEstimator):
             raise ValueError(f"{len(formulas)} formulas but {len(y)} targets")
         if not np.all(np.isfinite(y)):
             raise ValueError("the training target has non-finite values")
+        seed = 0 if self.random_state is None else int(self.random_state)
+        e_form, aux = None, {}
+        if self.formation_energy_feature:
+            from models.formation_energy import fit_formation_energy
+
+            aux["formation_energy"], e_form = fit_formation_energy(
+                [str(f) for f in formulas],
+                exclude=holdout,
+                preset=self.preset,
+                params=self._regressor_params(squared=True),
+                n_folds=self.n_folds,
+                seed=seed,
+                say=say,
+            )
         say("featurizing")
-        x, errors, _ = self._features(formulas)
+        x, errors, _ = self._features(formulas, e_form=e_form)
         bad = [(i, e) for i, e in enumerate(errors) if e]
         if bad:
             raise ValueError(f"{len(bad)} training formulas cannot be featurized, e.g. row {bad[0][0]}: {bad[0][1]}")
-        seed = 0 if self.random_state is None else int(self.random_state)
         oof = np.empty_like(y)
         folds = list(KFold(self.n_folds, shuffle=True, random_state=seed).split(x))
         for k, (train, test) in enumerate(folds):
@@ -216,6 +267,7 @@ class PropertyModel(RegressorMixin, BaseEstimator):
         }
         for booster in self.boosters_.values():
             booster.feature_names = self.feature_names()
+        self.boosters_ |= aux
         lower, upper = self.calibration_.interval(oof, np.maximum(oof_scale, 0))
         self.cv_metrics_ = self._report(y, oof, None, self._clip(lower), self._clip(upper))
         self.n_features_in_ = x.shape[1]
@@ -231,7 +283,7 @@ class PropertyModel(RegressorMixin, BaseEstimator):
 
     # -------------------------------------------------------------------------------------------- prediction
     def _predict_matrix(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        out = {name: booster.inplace_predict(x) for name, booster in self.boosters_.items()}
+        out = {name: self.boosters_[name].inplace_predict(x) for name in BOOSTERS}
         return {k: np.asarray(v, dtype=float) for k, v in out.items()}
 
     def output_columns(self) -> list[str]:
@@ -265,6 +317,8 @@ class PropertyModel(RegressorMixin, BaseEstimator):
             raw = self._predict_matrix(x[good])
             scale = np.maximum(raw["scale"], 0)
             point[good] = self._clip(raw["regressor"])
+            if self.hurdle and spec.positive == "below" and spec.floor is not None:
+                point[good] = np.where(raw["classifier"] >= 0.5, spec.floor, point[good])
             std[good] = self.calibration_.std(scale)
             lo, hi = self.calibration_.interval(raw["regressor"], scale)
             lower[good], upper[good] = self._clip(lo), self._clip(hi)
@@ -331,7 +385,8 @@ class PropertyModel(RegressorMixin, BaseEstimator):
         """Rebuild a fitted model from a loaded bundle."""
         meta = bundle.metadata
         model = cls(**meta["params"])
-        missing = set(BOOSTERS) - set(bundle.boosters)
+        required = set(BOOSTERS) | ({"formation_energy"} if model.formation_energy_feature else set())
+        missing = required - set(bundle.boosters)
         if missing:
             raise ValueError(f"bundle lacks booster(s) {sorted(missing)}")
         model.boosters_ = dict(bundle.boosters)

@@ -107,3 +107,23 @@ def test_conformal_calibration_hits_nominal_coverage_on_exchangeable_data() -> N
     covered = np.mean((y[10_000:] >= lower) & (y[10_000:] <= upper))
     assert 0.78 <= covered <= 0.82
     assert np.allclose(cal.std(scale[10_000:]) / scale[10_000:], cal.std(np.ones(1))[0], rtol=1e-12)
+
+
+def test_formation_energy_feature_and_hurdle_round_trip(tmp_path: Path) -> None:
+    train = load_mp_e_hull("train")
+    train = train[train["reduced_formula"].str.contains("Li")].sample(300, random_state=1)
+    val = load_mp_e_hull("val").sample(50, random_state=1)
+    params = SMALL | {"n_estimators": 15, "n_folds": 2, "max_depth": 4}
+    model = PropertyModel(task="stability", formation_energy_feature=True, hurdle=True, **params)
+    model.fit(train["reduced_formula"], train["e_hull_ev_per_atom"], holdout=val["reduced_formula"].tolist())
+    names = list(model.feature_names_in_)
+    assert names[-2:] == ["e_form_pred_ev_per_atom", "e_hull_from_e_form_pred_ev_per_atom"]
+    table = model.predict_table(val["reduced_formula"])
+    # the hurdle: wherever the classifier says "stable", the point prediction is exactly 0
+    stable = table["p_stable"] >= 0.5
+    assert (table.loc[stable, "e_hull_ev_per_atom"] == 0).all() and (
+        table.loc[~stable, "e_hull_ev_per_atom"] >= 0
+    ).all()
+    path = model.save(tmp_path / "b", metadata={"training_data_sha256": "0" * 64, "metrics": {}})
+    assert (path / "formation_energy.ubj").exists()
+    assert PropertyModel.load(path).predict_table(val["reduced_formula"]).equals(table)
