@@ -105,6 +105,21 @@ def _build_parser() -> argparse.ArgumentParser:
     rank.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     rank.set_defaults(handler=_cmd_rank)
 
+    srv = sub.add_parser(
+        "serve",
+        help="run the web page and REST API",
+        description=(
+            "Serve the page at / and the API under /api (OpenAPI at /openapi.json). Binds 127.0.0.1 unless --host "
+            "is given. SSE_SCREEN_API_TOKEN protects /api/* when set."
+        ),
+    )
+    srv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    srv.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    for task in ("stability", "band-gap", "conductivity"):
+        srv.add_argument(f"--{task}-model", help=f"{task} model URI (default: env var, else the shipped model)")
+    srv.add_argument("--max-upload-mb", type=float, help="largest accepted upload in MB (default 20)")
+    srv.set_defaults(handler=_cmd_serve)
+
     train = sub.add_parser(
         "train",
         help="train a model, track it in MLflow and register it (champion or candidate)",
@@ -240,6 +255,16 @@ def _print_top(ranked) -> None:
             )
         table.add_row(*cells)
     Console().print(table)
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from screening.api import serve
+    from screening.settings import Settings
+
+    uris = {"stability": args.stability_model, "band_gap": args.band_gap_model, "conductivity": args.conductivity_model}
+    overrides = {"max_upload_bytes": int(args.max_upload_mb * 2**20)} if args.max_upload_mb else {}
+    serve(args.host, args.port, Settings.from_env(model_uris=uris, **overrides))
+    return 0
 
 
 def _cmd_train(args: argparse.Namespace) -> int:

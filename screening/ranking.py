@@ -390,7 +390,7 @@ def rank_table(
 
     if "error" in out.columns:
         err = out["error"].fillna("").astype(str).to_numpy(dtype=object)
-        bad = (err != "") & (status != "invalid")
+        bad = err != ""  # the prediction's reason (e.g. an unreadable CIF) says more than "empty formula"
         status[bad], reason[bad] = "invalid", err[bad]
     limits = check_limits(out, config=config, mode=mode, k=k)
     fail = ~limits.passed & (status != "invalid")

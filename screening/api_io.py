@@ -1,0 +1,282 @@
+"""Request and response translation for the web service: JSON bodies and uploads in, tables out.
+
+Uploads take the same code path as the CLI: the file is written to a private temporary folder under its own suffix
+and read by :func:`screening.table_io.read_candidates`; results are written by the same spreadsheet-safe CSV writer.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path, PurePath
+from typing import Annotated, Any, Literal
+
+import anyio
+import pandas as pd
+from fastapi import HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from screening.settings import Settings
+
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+UPLOAD_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".pq", ".zip")
+CIF_TEMP_PREFIX = "sse-screen-cifs-"  # screening.structures extracts zips into such a folder
+
+
+class RankOptionsIn(BaseModel):
+    """Ranking options (all optional); the same as ``sse-screen rank``'s."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mobile_ion: str = Field("Li", pattern=r"^[A-Z][a-z]?$", description="Element every candidate must contain")
+    exclusions: dict[str, str] | None = Field(
+        None, description="Excluded element -> category for the reason; null: radioactive, toxic and noble gases"
+    )
+    max_e_hull_ev_per_atom: FiniteFloat | None = Field(None, description="Reject above this E_hull, eV/atom")
+    min_band_gap_ev: FiniteFloat | None = Field(None, description="Reject below this band gap, eV")
+    max_cost_usd_per_kg: FiniteFloat | None = Field(None, description="Reject above this element cost, USD/kg")
+    weights: dict[str, FiniteFloat] = Field(
+        default_factory=dict, description="Objective (stability, conductivity, band_gap, cost) -> weight >= 0"
+    )
+    mode: Literal["mean", "optimistic", "pessimistic"] = "mean"
+    order_by: Literal["score", "pareto"] = "score"
+    explain: bool = Field(True, description="Add the features that drove each ranked row's predictions")
+
+
+Formulas = Annotated[
+    list[str | None],
+    Field(min_length=1, description="Candidate formulas; bad ones are reported per row, never failing the request"),
+]
+
+
+class RankRequest(RankOptionsIn):
+    """JSON body of ``POST /api/rank``."""
+
+    formulas: Formulas
+
+
+class PredictOptionsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PredictRequest(PredictOptionsIn):
+    """JSON body of ``POST /api/predict``."""
+
+    formulas: Formulas
+
+
+OPTIONS_OF: dict[type[BaseModel], type[BaseModel]] = {RankRequest: RankOptionsIn, PredictRequest: PredictOptionsIn}
+
+
+def multipart_schema() -> dict:
+    """OpenAPI schema of the upload form."""
+    return {
+        "type": "object",
+        "required": ["file"],
+        "properties": {
+            "file": {
+                "type": "string",
+                "format": "binary",
+                "description": "Candidate list: .csv/.tsv/.parquet with a formula column, .txt (one formula per "
+                "line) or .zip of CIF files",
+            },
+            "options": {"type": "string", "description": "Options as a JSON object (the JSON body without formulas)"},
+            "formula_column": {"type": "string", "description": "Name of the formula column (default: formula)"},
+        },
+    }
+
+
+@dataclass
+class Candidates:
+    """A request's candidate table, its validated options and how to show server paths to the client."""
+
+    table: pd.DataFrame
+    parsed: BaseModel
+    cif_root: Path | None = None
+    cleanup: list[Path] = field(default_factory=list)
+
+    def tidy(self, result: pd.DataFrame) -> pd.DataFrame:
+        """Show CIF paths relative to the uploaded zip, never as server paths."""
+        if self.cif_root is not None and "cif_path" in result.columns:
+            root = str(self.cif_root) + "/"
+            result = result.copy()
+            result["cif_path"] = result["cif_path"].astype(str).str.removeprefix(root)
+        return result
+
+
+def unprocessable(message: str) -> HTTPException:
+    return HTTPException(status_code=422, detail=message)
+
+
+def parse_json(body: bytes, *, what: str = "request body") -> Any:
+    """Decode strict JSON (no NaN/Infinity, valid UTF-8, no lone surrogates) or raise 422 naming the problem."""
+    if not body.strip():
+        raise unprocessable(f'the {what} is empty; send a JSON object such as {{"formulas": ["Li3PS4"]}}')
+
+    def no_constant(name: str) -> None:
+        raise ValueError(f"{name} is not valid JSON")
+
+    try:
+        data = json.loads(body.decode("utf-8"), parse_constant=no_constant)
+        json.dumps(data, ensure_ascii=False).encode("utf-8")  # a lone surrogate ("\ud800") is not text
+    except UnicodeError as exc:
+        raise unprocessable(f"the {what} is not valid UTF-8 text ({exc.reason})") from None
+    except json.JSONDecodeError as exc:
+        raise unprocessable(
+            f"malformed JSON in the {what}: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+        ) from None
+    except (ValueError, RecursionError) as exc:
+        raise unprocessable(f"malformed JSON in the {what}: {exc}") from None
+    return data
+
+
+def validate(model: type[BaseModel], data: Any, *, what: str) -> BaseModel:
+    if not isinstance(data, dict):
+        raise unprocessable(f"the {what} must be a JSON object, got {type(data).__name__}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors(include_url=False, include_input=False)) from None
+
+
+@asynccontextmanager
+async def read_request_table(request: Request, model: type[BaseModel], settings: Settings) -> AsyncIterator[Candidates]:
+    """Read a JSON body or a multipart upload into a candidate table; temporary files live for the block only.
+
+    Raises:
+        HTTPException: 413 (too many rows), 415 (content type), 422 (malformed JSON, bad options, unreadable file).
+    """
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    with tempfile.TemporaryDirectory(prefix="sse-screen-upload-") as folder:
+        if content_type == "application/json":
+            parsed = validate(model, parse_json(await request.body()), what="request body")
+            formulas = [("" if f is None else f.strip()) for f in parsed.formulas]  # type: ignore[attr-defined]
+            candidates = Candidates(pd.DataFrame({"formula": pd.Series(formulas, dtype=object)}), parsed)
+        elif content_type == "multipart/form-data":
+            candidates = await _read_upload(request, model, Path(folder))
+        else:
+            raise HTTPException(
+                status_code=415,
+                detail="send JSON (Content-Type: application/json) or a file upload (multipart/form-data)",
+            )
+        try:
+            if len(candidates.table) > settings.max_rows:
+                raise HTTPException(
+                    status_code=413,
+                    detail=f"{len(candidates.table):,} candidates is more than the limit of {settings.max_rows:,} "
+                    "per request; split the list",
+                )
+            yield candidates
+        finally:
+            for path in candidates.cleanup:
+                shutil.rmtree(path, ignore_errors=True)
+
+
+async def _read_upload(request: Request, model: type[BaseModel], folder: Path) -> Candidates:
+    from screening.table_io import InputError, read_candidates
+
+    try:
+        form = await request.form(max_files=1, max_fields=10)
+    except StarletteHTTPException as exc:  # Starlette's multipart parser reports problems as 400
+        if exc.status_code != 400:
+            raise
+        raise unprocessable(f"malformed multipart upload: {exc.detail}") from None
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile):
+        raise unprocessable("the upload form needs a 'file' field holding the candidate list")
+    options = form.get("options") or "{}"
+    column = form.get("formula_column") or "formula"
+    if not isinstance(options, str) or not isinstance(column, str):
+        raise unprocessable("'options' and 'formula_column' must be text fields, not files")
+    parsed = validate(
+        OPTIONS_OF[model], parse_json(options.encode("utf-8", "replace"), what="options field"), what="options field"
+    )
+    filename = (upload.filename or "upload").encode("utf-8", "replace").decode("utf-8")
+    name = PurePath(filename.replace("\\", "/")).name or "upload"
+    suffix = PurePath(name).suffix.lower()
+    if suffix not in UPLOAD_SUFFIXES:
+        raise unprocessable(
+            f"{name}: unsupported file type {suffix or '(none)'!r}; upload .csv, .tsv, .txt, .parquet or a .zip of CIFs"
+        )
+    path = folder / f"upload{suffix}"
+    with path.open("wb") as out:
+        await anyio.to_thread.run_sync(shutil.copyfileobj, upload.file, out)
+    try:
+        table = await anyio.to_thread.run_sync(partial(read_candidates, path, formula_column=column))
+    except InputError as exc:
+        raise unprocessable(str(exc).replace(str(path), name).replace(str(folder), name)) from None
+    candidates = Candidates(table, parsed)
+    if suffix == ".zip":
+        root = _cif_root(table)
+        if root is not None:
+            candidates.cif_root, candidates.cleanup = root, [root]
+    elif "cif_path" in table.columns:
+        raise unprocessable(
+            f"{name}: a cif_path column cannot point at files on the server; upload the CIFs as a .zip instead"
+        )
+    return candidates
+
+
+def _cif_root(table: pd.DataFrame) -> Path | None:
+    """The temporary folder the zip was extracted to (cleaned up after the request, not only at exit)."""
+    if "cif_path" not in table.columns or table.empty:
+        return None
+    for parent in Path(str(table["cif_path"].iloc[0])).parents:
+        if parent.name.startswith(CIF_TEMP_PREFIX):
+            return parent
+    return None
+
+
+def validate_options(options: Any) -> None:
+    """Raise 422 for options the checks or the scoring would refuse (unknown element, unknown objective, ...)."""
+    from screening.checks import run_checks
+    from screening.ranking import active_objectives
+
+    try:
+        run_checks(["LiCl"], config=options.check_config())
+        active_objectives(pd.DataFrame(), weights=dict(options.weights))
+    except ValueError as exc:
+        raise unprocessable(f"invalid options: {exc}") from None
+
+
+def finite(value: Any) -> Any:
+    """``value`` with NaN/inf floats replaced by None (JSON has no NaN)."""
+    if isinstance(value, Mapping):
+        return {str(k): finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def dataframe_response(table: pd.DataFrame, *, format: str, filename: str, models: Mapping[str, str]) -> Response:
+    """The result table as JSON (``{"columns", "summary", "models", "rows"}``, NaN -> null) or a CSV download."""
+    from screening.table_io import neutralise_csv_cells
+
+    if format == "csv":
+        text = neutralise_csv_cells(table).to_csv(index=False)
+        return Response(
+            text.encode("utf-8"),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        )
+    summary: dict[str, int] = {"rows": len(table)}
+    if "status" in table.columns:
+        summary.update({str(k): int(v) for k, v in table["status"].value_counts().items()})
+    if "error" in table.columns:
+        summary["errors"] = int((table["error"] != "").sum())
+    clean = table.replace([math.inf, -math.inf], math.nan)
+    head = json.dumps({"columns": [str(c) for c in table.columns], "summary": summary, "models": dict(models)})
+    rows = clean.to_json(orient="records", double_precision=10, default_handler=str)
+    return Response(f'{head[:-1]}, "rows": {rows}}}'.encode(), media_type="application/json")
