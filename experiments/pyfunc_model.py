@@ -29,7 +29,7 @@ class BundleModel(PythonModel):
         from models.property_model import PropertyModel
 
         self.bundle = load_bundle(context.artifacts["bundle"])
-        if self.bundle.task == "conductivity":
+        if "conductivity_params" in self.bundle.metadata:
             self.model = ConductivityModel.from_bundle(self.bundle)
         elif "params" in self.bundle.metadata:
             self.model = PropertyModel.from_bundle(self.bundle)

@@ -5,15 +5,12 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import _healthy, free_port
+from conftest import background_server, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT_S = 120.0
@@ -117,25 +114,8 @@ def running_server(model_uris: dict[str, str], log_path: Path, **env: str) -> It
         "from screening.api import serve; from screening.settings import Settings; "
         f"serve('127.0.0.1', {port}, Settings.from_env())"
     )
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-c", code], cwd=ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not _healthy(url):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the server did not start; its log:\n{log_path.read_text(errors='replace')}")
-            time.sleep(0.2)
+    with background_server(
+        [sys.executable, "-c", code], url=url, cwd=ROOT, env=environment, log_path=log_path, timeout_s=START_TIMEOUT_S
+    ):
         yield url
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()

@@ -60,19 +60,29 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "--artifacts-destination", str(root / "artifacts"),
         "--workers", "1",
     ]  # fmt: skip
+    with background_server(command, url=url, cwd=root, env=env, log_path=log_path):
+        yield url
+
+
+@contextlib.contextmanager
+def background_server(
+    command: list[str], *, url: str, cwd: Path, env: dict[str, str], log_path: Path,
+    timeout_s: float = SERVER_START_TIMEOUT_S,
+) -> Iterator[str]:  # fmt: skip
+    """Run a server process in its own process group until ``url``/health answers; stop the whole group after."""
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            command, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
     try:
-        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+        deadline = time.monotonic() + timeout_s
         while not _healthy(url):
             if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"mlflow server did not start; its log:\n{log_path.read_text(errors='replace')}")
+                raise RuntimeError(f"server did not start: {command}; its log:\n{log_path.read_text(errors='replace')}")
             time.sleep(0.25)
         yield url
     finally:
-        # `mlflow server` runs uvicorn as a child: stop the whole group we started.
+        # servers such as `mlflow server` run uvicorn as a child: stop the whole group we started.
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
         try:
