@@ -55,6 +55,7 @@ TASK_DEFAULTS: dict[str, dict[str, Any]] = {
         "min_child_weight": 2.0,
         "subsample": 0.8,
         "colsample_bytree": 0.6,
+        "n_folds": 3,  # each fold also refits the formation-energy model on ~86k compositions
     },
     "band_gap": {"use_reference_hull": False},
 }
