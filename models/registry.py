@@ -107,7 +107,8 @@ def _load_mlflow(task: str, uri: str, origin: str) -> Bundle:
     from mlflow.tracking import MlflowClient
 
     tracking = tracking_uri()
-    client = MlflowClient(tracking_uri=tracking, registry_uri=tracking)
+    registry = os.environ.get("MLFLOW_REGISTRY_URI") or tracking  # a team may keep its registry elsewhere
+    client = MlflowClient(tracking_uri=tracking, registry_uri=registry)
     source = ModelSource(origin=origin, uri=uri)
     try:
         if match := _MODELS_URI.match(uri):
@@ -130,12 +131,12 @@ def _load_mlflow(task: str, uri: str, origin: str) -> Bundle:
             source = ModelSource(origin=origin, uri=uri, run_id=uri.removeprefix("runs:/").split("/", 1)[0])
         with tempfile.TemporaryDirectory(prefix="sse-screen-model-") as tmp:
             local = mlflow.artifacts.download_artifacts(
-                artifact_uri=uri, dst_path=tmp, tracking_uri=tracking, registry_uri=tracking
+                artifact_uri=uri, dst_path=tmp, tracking_uri=tracking, registry_uri=registry
             )
             # Boosters are read into memory, so the temporary download can go.
             return load_bundle(_find_bundle_dir(Path(local)), task=task, source=source)
     except MlflowException as exc:
-        raise BundleError(f"MLflow at {tracking} could not provide {uri}: {exc.message}") from None
+        raise BundleError(f"MLflow at {registry} could not provide {uri}: {exc.message}") from None
 
 
 def _load(task: str, uri: str, origin: str) -> Bundle:

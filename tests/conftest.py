@@ -93,6 +93,13 @@ def background_server(
             process.wait()
 
 
+@pytest.fixture(autouse=True)
+def _mlflow_registry_env_stays_per_test(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``setup_tracking`` calls ``mlflow.set_registry_uri``, which writes ``MLFLOW_REGISTRY_URI`` into os.environ;
+    monkeypatch puts the variable back as it was after every test, so no test inherits another's registry."""
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+
+
 @pytest.fixture
 def dead_tracking_uri() -> str:
     """An http tracking URI on 127.0.0.1 where nothing listens."""

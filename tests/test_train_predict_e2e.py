@@ -33,7 +33,7 @@ def trained(mlflow_server: str, tmp_path_factory: pytest.TempPathFactory) -> dic
     """Two band-gap versions (a real one, then a deliberately worse one) and one stability version."""
     home = tmp_path_factory.mktemp("home")
     env = {**os.environ, "SSE_SCREEN_HOME": str(home), "MLFLOW_TRACKING_URI": mlflow_server}
-    for var in ("SSE_SCREEN_STABILITY_MODEL_URI", "SSE_SCREEN_BAND_GAP_MODEL_URI"):
+    for var in ("SSE_SCREEN_STABILITY_MODEL_URI", "SSE_SCREEN_BAND_GAP_MODEL_URI", "MLFLOW_REGISTRY_URI"):
         env.pop(var, None)
     worse = home / "worse.toml"
     worse.write_text("[model]\nn_estimators = 2\nlearning_rate = 0.05\n")
