@@ -17,9 +17,16 @@ before building the hull. Training rows whose composition is a known phase must 
 *is* ``x``'s own energy and the target leaks into the features. It is also what a new candidate looks like at
 prediction time (its own energy is unknown, the hull of the other phases is known).
 
-Chemistry is done by pymatgen's :class:`~pymatgen.analysis.phase_diagram.PhaseDiagram`. Queries are grouped by chemical
-system and each system's diagram (with all its sub-systems) is built once; under leave-self-out the diagram is rebuilt
-without the query only when the query is a vertex of the hull (otherwise removing it leaves the hull unchanged).
+Chemistry is done by pymatgen's :class:`~pymatgen.analysis.phase_diagram.PhaseDiagram`. Queries are parsed in one
+batch (:func:`features.formula.parse_batch`, pymatgen's amounts), grouped by chemical system, and each system's
+diagram (with all its sub-systems) is built once and kept in a bounded cache across calls. All queries of a system
+are then located on that diagram's own lower-hull facets at once (:class:`features.hull_facets.FacetHull`: the same
+facets, order, barycentric transforms and tolerances as ``PhaseDiagram.get_decomposition``, as one matrix product
+per chunk), which is what makes a million candidates affordable. pymatgen's ``get_decomposition`` is still called,
+one query at a time, for what the facet search leaves out: single-element queries, formulas only pymatgen parses,
+points whose facet could depend on float rounding, and, under leave-self-out, a query that is a vertex of the hull
+(the diagram is rebuilt without it; removing a non-vertex leaves the hull unchanged). Decomposition products with
+equal amounts (to 1e-12) are listed in facet order.
 
 Only compare energies from one consistent source: the bundled ``mp_e_form`` and ``mp_e_hull`` are both legacy
 (pre-MP2020) Materials Project energies; do not mix in MP2020-corrected energies.
@@ -29,18 +36,21 @@ from __future__ import annotations
 
 import itertools
 import math
+import threading
 import warnings
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
 from pymatgen.core import Composition, Element
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
+
+from features.elements import ELEMENT_SYMBOLS
+from features.hull_facets import HullColumns, SystemHull
 
 __all__ = [
     "FEATURE_NAMES",
@@ -61,6 +71,8 @@ FEATURE_NAMES: tuple[str, ...] = (
 NUMERIC_FEATURE_NAMES: tuple[str, ...] = FEATURE_NAMES[:4]
 
 _ATOL = 1e-8  # fractional-composition tolerance when matching a phase to a query
+_PAD = 1 << 20  # padding element column (sorts after every real element)
+_SYSTEM_CACHE = 2048  # chemical systems whose diagrams are kept between calls (chunked ranking reuses them)
 
 
 @dataclass(frozen=True)
@@ -114,7 +126,7 @@ def _parse(formula: str) -> Composition:
 def _fraction_key(comp: Composition) -> tuple:
     """Identity of a composition independent of how it is written: sorted (element, atomic fraction) pairs."""
     total = comp.num_atoms
-    return tuple(sorted((el.symbol, round(amount / total, 9)) for el, amount in comp.items()))
+    return tuple(sorted((el.symbol, float(np.round(amount / total, 9))) for el, amount in comp.items()))
 
 
 class _Phases(Mapping):
@@ -195,6 +207,8 @@ class ReferenceHull:
         self._by_elements: dict[frozenset[str], list[tuple]] = defaultdict(list)
         for key in self.phases:
             self._by_elements[frozenset(symbol for symbol, _ in key)].append(key)
+        self._systems: OrderedDict[frozenset[str], SystemHull] = OrderedDict()
+        self._lock = threading.Lock()
 
     @classmethod
     def from_csv(cls, path: str | Path, *, formula_col: str = "formula", target_col: str = "target") -> ReferenceHull:
@@ -220,6 +234,22 @@ class ReferenceHull:
                 keys.extend(self._by_elements.get(frozenset(sub), ()))
         return keys
 
+    def _system(self, elements: frozenset[str]) -> SystemHull:
+        """The diagram of a chemical system (two or more elements), built once and kept in a bounded cache."""
+        with self._lock:
+            system = self._systems.get(elements)
+            if system is not None:
+                self._systems.move_to_end(elements)
+                return system
+        system = SystemHull(
+            self.phases, elements, self._system_phase_keys(elements), list(self._by_elements.get(elements, ()))
+        )
+        with self._lock:
+            self._systems[elements] = system
+            while len(self._systems) > _SYSTEM_CACHE:
+                self._systems.popitem(last=False)
+        return system
+
     def query(
         self, formulas: Iterable[str], *, leave_self_out: bool = True, progress: bool = False
     ) -> list[HullResult]:
@@ -234,67 +264,25 @@ class ReferenceHull:
             One :class:`HullResult` per formula; unparseable formulas get NaN energies and an ``error`` message.
         """
         formulas = list(formulas)
-        results: list[HullResult | None] = [None] * len(formulas)
-        groups: dict[frozenset[str], list[tuple[int, Composition]]] = defaultdict(list)
+        out = self._evaluate(formulas, leave_self_out=leave_self_out, progress=progress, dicts=True)
+        results = []
         for i, formula in enumerate(formulas):
-            try:
-                comp = _parse(formula)
-            except ValueError as exc:
-                results[i] = HullResult(str(formula), "", math.nan, error=str(exc))
+            if out.error[i]:
+                results.append(HullResult(str(formula), "", math.nan, error=out.error[i]))
                 continue
-            groups[frozenset(el.symbol for el in comp.elements)].append((i, comp))
-
-        items = sorted(groups.items(), key=lambda kv: -len(kv[1]))
-        if progress:
-            from rich.progress import track
-
-            items = track(items, description="reference hulls", total=len(items))
-        for elements, members in items:
-            for i, res in self._query_system(elements, members, leave_self_out):
-                results[i] = HullResult(formulas[i], *res)
-        return [r for r in results if r is not None]
-
-    def _query_system(
-        self, elements: frozenset[str], members: list[tuple[int, Composition]], leave_self_out: bool
-    ) -> Iterable[tuple[int, tuple]]:
-        keys = self._system_phase_keys(elements)
-        n_same = len(self._by_elements.get(elements, ()))
-        element_entries = [PDEntry(Composition(el), 0.0) for el in sorted(elements)]
-        entries = []
-        for k in keys:
-            energy, comp = self.phases[k]
-            entries.append(PDEntry(comp, energy * comp.num_atoms, name=comp.reduced_formula))
-        pd_full: PhaseDiagram | None = None
-        stable_names: set[str] = set()
-
-        def build(excluded: str | None) -> PhaseDiagram:
-            kept = [e for e in entries if e.name != excluded]
-            return PhaseDiagram(element_entries + kept)
-
-        for i, comp in members:
-            name, key = comp.reduced_formula, _fraction_key(comp)
-            known = key in self.phases
-            e_known = self.phases[key][0] if known else math.nan
-            exclude = leave_self_out and known
-            if len(elements) == 1:  # an element: the reference is the element itself at 0 eV/atom
-                decomp = {name: 1.0}
-                yield i, (name, 0.0, decomp, 0, 0, e_known if known and not leave_self_out else math.nan, "")
-                continue
-            if pd_full is None:
-                pd_full = build(None)
-                stable_names = {e.name for e in pd_full.stable_entries}
-            # rebuild only when the query is a hull vertex: removing a non-vertex leaves the hull unchanged
-            pdiag = build(name) if exclude and name in stable_names else pd_full
-            decomp_entries = pdiag.get_decomposition(comp)
-            e_ref = float(sum(amount * entry.energy_per_atom for entry, amount in decomp_entries.items()))
-            decomp = {
-                entry.composition.reduced_formula: float(amount)
-                for entry, amount in sorted(decomp_entries.items(), key=lambda kv: -kv[1])
-                if amount > 1e-9
-            }
-            n_known = len(keys) - (1 if exclude else 0)
-            n_same_known = n_same - (1 if exclude else 0)
-            yield i, (name, e_ref, decomp, n_known, n_same_known, math.nan if exclude else e_known, "")
+            results.append(
+                HullResult(
+                    formula,
+                    out.reduced[i] or _parse(formula).reduced_formula,
+                    float(out.e_ref[i]),
+                    out.dicts[i],
+                    int(out.n_known[i]),
+                    int(out.n_same[i]),
+                    float(out.e_form[i]),
+                    "",
+                )
+            )
+        return results
 
     def features(self, formulas: Iterable[str], *, leave_self_out: bool = True, progress: bool = False) -> pd.DataFrame:
         """Reference-hull features as a table, one row per formula, in order.
@@ -307,19 +295,142 @@ class ReferenceHull:
         Returns:
             Columns :data:`FEATURE_NAMES` plus ``error`` (empty when fine; otherwise the reason, numeric columns NaN).
         """
-        results = self.query(formulas, leave_self_out=leave_self_out, progress=progress)
+        out = self._evaluate(list(formulas), leave_self_out=leave_self_out, progress=progress, dicts=False)
+        has_error = any(out.error)  # counts are integers unless some row has none
         return pd.DataFrame(
             {
-                "e_hull_ref_ev_per_atom": [r.e_hull_ref for r in results],
-                "n_known_phases": [r.n_known_phases if not r.error else np.nan for r in results],
-                "n_known_phases_same_elements": [
-                    r.n_known_phases_same_elements if not r.error else np.nan for r in results
-                ],
-                "e_form_known_ev_per_atom": [r.e_form_known for r in results],
-                "decomposition": [r.decomposition_str for r in results],
-                "error": [r.error for r in results],
+                "e_hull_ref_ev_per_atom": out.e_ref,
+                "n_known_phases": out.n_known if has_error else out.n_known.astype(np.int64),
+                "n_known_phases_same_elements": out.n_same if has_error else out.n_same.astype(np.int64),
+                "e_form_known_ev_per_atom": out.e_form,
+                "decomposition": out.decomposition.tolist(),
+                "error": out.error,
             }
         )
+
+    def _evaluate(self, formulas: list, *, leave_self_out: bool, progress: bool, dicts: bool) -> HullColumns:
+        """Every query at once: parse in batch, group by chemical system, locate on each system's facets."""
+        from features.formula import parse_batch
+
+        n = len(formulas)
+        out = HullColumns(n, dicts)
+        batch = parse_batch([f if isinstance(f, str) else None for f in formulas])
+        fast = np.fromiter(
+            (e is None and isinstance(f, str) for f, e in zip(formulas, batch.errors, strict=True)), bool, count=n
+        )
+        slow: dict[frozenset[str], list[tuple[int, Composition]]] = defaultdict(list)
+        for i in np.flatnonzero(~fast).tolist():  # what the fast parser rejects, pymatgen words (or accepts)
+            try:
+                comp = _parse(formulas[i])
+            except ValueError as exc:
+                out.error[i] = str(exc)
+                continue
+            slow[frozenset(el.symbol for el in comp.elements)].append((i, comp))
+
+        rows = np.flatnonzero(fast)
+        index = np.where(batch.mask[rows], batch.index[rows], _PAD)
+        order = np.argsort(index, axis=1, kind="stable")
+        z_sorted = np.take_along_axis(index, order, axis=1)
+        fractions = np.take_along_axis(batch.fractions()[rows], order, axis=1)
+        if z_sorted.shape[1] <= 9:  # one int64 per element set (7 bits per slot, padding as 127): a 1-D unique
+            code = (np.minimum(z_sorted, 127) << (7 * np.arange(z_sorted.shape[1])[::-1])).sum(axis=1)
+            _, first, inverse = np.unique(code, return_index=True, return_inverse=True)
+            systems = z_sorted[first]
+        else:
+            systems, inverse = np.unique(z_sorted, axis=0, return_inverse=True)
+        inverse = inverse.reshape(-1)
+        groups = np.split(np.argsort(inverse, kind="stable"), np.cumsum(np.bincount(inverse))[:-1])
+        work = sorted(range(len(systems)), key=lambda s: -len(groups[s]))
+        all_elements = set(slow) | {_elements_of(systems[s]) for s in work}
+        if progress:
+            from rich.progress import track
+
+            all_elements = track(sorted(all_elements, key=sorted), description="reference hulls")
+        by_elements = {_elements_of(systems[s]): s for s in work}
+        for elements in all_elements:
+            members = list(slow.get(elements, ()))
+            s = by_elements.get(elements)
+            if s is not None:
+                sel = groups[s]
+                n_el = len(elements)
+                if n_el == 1:  # elements: pymatgen names them (O -> O2, Li0.5 -> Li0.5); rare in candidate lists
+                    members += [(int(rows[j]), _parse(formulas[rows[j]])) for j in sel]
+                else:
+                    members += self._fast_system(
+                        elements, rows[sel], fractions[sel, :n_el], out, leave_self_out, formulas
+                    )
+            for i, res in self._query_system(elements, members, leave_self_out):
+                out.set_slow(i, res)
+        return out
+
+    def _fast_system(
+        self,
+        elements: frozenset[str],
+        rows: np.ndarray,
+        z_fractions: np.ndarray,
+        out: HullColumns,
+        leave_self_out: bool,
+        formulas: list,
+    ) -> list[tuple[int, Composition]]:
+        """Fill ``out`` for the rows of one system (columns in Z order); return the rows pymatgen must answer."""
+        system = self._system(elements)
+        fh = system.facets
+        known = system.match(z_fractions)
+        exclude = (known >= 0) & leave_self_out
+        located = fh.locate(z_fractions[:, system.pd_order])
+        at_vertex = located.weights.max(axis=1) > 1.0 - 1e-6
+        need_pymatgen = located.doubtful | (exclude & (system.stable[known] | at_vertex))
+        ok = ~need_pymatgen
+        take = rows[ok]
+        out.e_ref[take] = located.energy[ok]
+        out.n_known[take] = len(system.keys) - exclude[ok]
+        out.n_same[take] = system.n_same - exclude[ok]
+        use_known = ok & (known >= 0) & ~exclude
+        out.e_form[rows[use_known]] = system.energies[known[use_known]]
+        # decomposition: kept vertices, largest weight first (ties in facet order), one string per vertex sequence
+        weights, kept = located.weights[ok], located.kept[ok]
+        rank = np.argsort(np.where(kept, -np.round(weights, 12), np.inf), axis=1, kind="stable")
+        seq = np.where(np.take_along_axis(kept, rank, 1), np.take_along_axis(located.vertices[ok], rank, 1), -1)
+        uniq, which = np.unique(seq, axis=0, return_inverse=True)
+        texts = np.array([" + ".join(fh.names[v] for v in u if v >= 0) for u in uniq.tolist()], dtype=object)
+        out.decomposition[take] = texts[which.reshape(-1)]
+        if out.dicts is not None:
+            ordered_w = np.take_along_axis(weights, rank, 1)
+            for i, u, w in zip(take.tolist(), seq.tolist(), ordered_w.tolist(), strict=True):
+                out.dicts[i] = {fh.names[v]: a for v, a in zip(u, w, strict=True) if v >= 0}
+        return [(int(i), _parse(formulas[i])) for i in rows[need_pymatgen]]
+
+    def _query_system(
+        self, elements: frozenset[str], members: list[tuple[int, Composition]], leave_self_out: bool
+    ) -> Iterable[tuple[int, tuple]]:
+        """pymatgen's answer, one query at a time (the exact path for what the facet search leaves out)."""
+        system: SystemHull | None = None
+        for i, comp in members:
+            name, key = comp.reduced_formula, _fraction_key(comp)
+            known = key in self.phases
+            e_known = self.phases[key][0] if known else math.nan
+            exclude = leave_self_out and known
+            if len(elements) == 1:  # an element: the reference is the element itself at 0 eV/atom
+                decomp = {name: 1.0}
+                yield i, (name, 0.0, decomp, 0, 0, e_known if known and not leave_self_out else math.nan, "")
+                continue
+            system = system or self._system(elements)
+            # rebuild only when the query is a hull vertex: removing a non-vertex leaves the hull unchanged
+            pdiag = system.build(name) if exclude and name in system.stable_names else system.pd_full
+            decomp_entries = pdiag.get_decomposition(comp)
+            e_ref = float(sum(amount * entry.energy_per_atom for entry, amount in decomp_entries.items()))
+            decomp = {
+                entry.composition.reduced_formula: float(amount)
+                for entry, amount in sorted(decomp_entries.items(), key=lambda kv: -round(kv[1], 12))
+                if amount > 1e-9
+            }
+            n_known = len(system.keys) - (1 if exclude else 0)
+            n_same_known = system.n_same - (1 if exclude else 0)
+            yield i, (name, e_ref, decomp, n_known, n_same_known, math.nan if exclude else e_known, "")
+
+
+def _elements_of(z_row: np.ndarray) -> frozenset[str]:
+    return frozenset(ELEMENT_SYMBOLS[z] for z in z_row.tolist() if z != _PAD)
 
 
 class ReferenceHullFeaturizer(TransformerMixin, BaseEstimator):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -151,3 +153,180 @@ def test_reproduces_mp_energy_above_hull_in_li_p_s_o() -> None:
     # not 100%: the unseen test compositions were removed from mp_e_form (fewer hull vertices), and a few
     # targets come from a different MP snapshot than the formation energies
     assert agree.mean() >= 0.8
+
+
+# ------------------------------------------------------------------ fast (facet) path against pymatgen itself
+
+DOPED = [
+    "Li6.4La3Zr1.4Ta0.6O12",
+    "Li6.25Al0.25La3Zr2O12",
+    "Li5.5PS4.5Cl1.5",
+    "Li6.1P0.9Si0.1S5Br",
+    "Li2.5Y0.5Zr0.5Cl6",
+    "Li3YBr1.5Cl4.5",
+    "Li3OCl0.5Br0.5",
+    "Li1.3Al0.3Ti1.7(PO4)3",
+    "Li0.33La0.557TiO3",
+    "Li10.35Ge1.35P1.65S12",
+    "Li3.25P0.75Ge0.25S4",
+    "Li3PS3.9O0.1",
+    "Li2S",  # binary compounds and vertices: the exact (pymatgen) path under leave-self-out
+    "Li3PS4",
+    "Li7P3S11",
+]
+
+
+@pytest.fixture(scope="module")
+def mp_hull() -> ReferenceHull:
+    from models.reference import reference_hull
+
+    return reference_hull()
+
+
+@pytest.fixture(scope="module")
+def real_formulas() -> list[str]:
+    from features.datasets import load_mp_e_hull, load_obelix
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # one OBELiX formula pymatgen cannot parse: dropped below
+        obelix = load_obelix("all")
+    obelix = obelix[obelix["error"].isna() | (obelix["error"] == "")]["formula"].astype(str)
+    val = load_mp_e_hull("val")["formula"].astype(str)
+    return obelix.sample(150, random_state=0).tolist() + val.sample(120, random_state=0).tolist() + DOPED
+
+
+@pytest.fixture(scope="module")
+def oracle(real_formulas: list[str]) -> _Oracle:
+    return _Oracle(real_formulas)
+
+
+class _Oracle:
+    """The reference hull computed the plain way: one pymatgen PhaseDiagram per (system, left-out phase)."""
+
+    def __init__(self, formulas: list[str]) -> None:
+        from pymatgen.core import Composition
+
+        wanted = set()  # every sub-system of a query's chemical system
+        for f in formulas:
+            symbols = sorted({el.symbol for el in Composition(f).elements})
+            for size in range(2, len(symbols) + 1):
+                wanted.update(frozenset(c) for c in itertools.combinations(symbols, size))
+        ref = pd.read_csv(DATA / "mp_e_form" / "mp_e_form.csv", keep_default_na=False)
+        ref = ref[ref["formula"].map(lambda f: frozenset(re.findall(r"[A-Z][a-z]?", f)) in wanted)]
+        self.phases: dict[tuple, tuple[float, object]] = {}
+        self.by_system: dict[frozenset, list[tuple]] = {}
+        for formula, energy in zip(ref["formula"], ref["target"], strict=True):
+            comp = Composition(formula).reduced_composition
+            if len(comp.elements) < 2:
+                continue
+            key = self.key(comp)
+            if key not in self.phases or energy < self.phases[key][0]:
+                self.phases[key] = (float(energy), comp)
+        for key in self.phases:
+            self.by_system.setdefault(frozenset(symbol for symbol, _ in key), []).append(key)
+        self._diagrams: dict = {}
+
+    @staticmethod
+    def key(comp) -> tuple:
+        frac = comp.fractional_composition
+        return tuple(sorted((el.symbol, round(frac[el], 9)) for el in comp.elements))
+
+    def __call__(self, formula: str, leave_self_out: bool) -> tuple[float, dict[str, float], int]:
+        from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
+        from pymatgen.core import Composition
+
+        comp = Composition(formula).reduced_composition
+        elements = {el.symbol for el in comp.elements}
+        own = self.key(comp) if leave_self_out else None
+        members = [  # known compounds of the system, the query's own composition left out on request
+            k
+            for size in range(2, len(elements) + 1)
+            for sub in itertools.combinations(sorted(elements), size)
+            for k in self.by_system.get(frozenset(sub), ())
+            if k != own
+        ]
+        cache_key = (frozenset(elements), own)
+        if cache_key not in self._diagrams:
+            entries = [PDEntry(Composition(el), 0.0) for el in sorted(elements)]
+            entries += [PDEntry(self.phases[k][1], self.phases[k][0] * self.phases[k][1].num_atoms) for k in members]
+            self._diagrams[cache_key] = PhaseDiagram(entries)
+        decomposition = self._diagrams[cache_key].get_decomposition(comp)
+        energy = sum(amount * entry.energy_per_atom for entry, amount in decomposition.items())
+        return energy, {e.composition.reduced_formula: a for e, a in decomposition.items() if a > 1e-9}, len(members)
+
+
+@pytest.mark.parametrize("leave_self_out", [True, False])
+def test_fast_path_matches_pymatgen_get_decomposition(
+    mp_hull: ReferenceHull, real_formulas: list[str], oracle: _Oracle, leave_self_out: bool
+) -> None:
+    results = mp_hull.query(real_formulas, leave_self_out=leave_self_out)
+    table = mp_hull.features(real_formulas, leave_self_out=leave_self_out)
+    assert len(results) == len(real_formulas)
+    for formula, result in zip(real_formulas, results, strict=True):
+        assert result.error == ""
+        energy, decomposition, n_known = oracle(formula, leave_self_out)
+        assert abs(result.e_hull_ref - energy) <= 1e-9, formula
+        assert set(result.decomposition) == set(decomposition), formula
+        for name, amount in decomposition.items():
+            assert abs(result.decomposition[name] - amount) <= 1e-6, (formula, name)
+        assert result.n_known_phases == n_known, formula
+    # the table is the same answer, row for row
+    np.testing.assert_allclose(table["e_hull_ref_ev_per_atom"], [r.e_hull_ref for r in results], rtol=0, atol=0)
+    assert table["decomposition"].tolist() == [r.decomposition_str for r in results]
+    assert table["n_known_phases"].tolist() == [r.n_known_phases for r in results]
+
+
+def test_many_queries_per_system_do_not_call_get_decomposition(mp_hull: ReferenceHull, monkeypatch) -> None:
+    """Doped series are answered from the facets in bulk: pymatgen is asked only about hull vertices (left out)."""
+    from pymatgen.analysis.phase_diagram import PhaseDiagram
+
+    calls = []
+    original = PhaseDiagram.get_decomposition
+
+    def counting(self, comp):
+        calls.append(comp)
+        return original(self, comp)
+
+    xs = np.round(np.linspace(0.01, 0.99, 200), 4)
+    formulas = [f"Li{6 - x:g}PS{5 - x:g}Cl{1 + x:g}" for x in xs] + [f"Li{7 - x:g}La3Zr{2 - x:g}Ta{x:g}O12" for x in xs]
+    expected = mp_hull.features(formulas)  # warm the system cache outside the count
+    monkeypatch.setattr(PhaseDiagram, "get_decomposition", counting)
+    table = mp_hull.features(formulas)
+    assert len(calls) <= 4  # at most a few rows on a facet boundary are left to pymatgen
+    pd.testing.assert_frame_equal(table, expected)
+    assert (table["error"] == "").all() and np.isfinite(table["e_hull_ref_ev_per_atom"]).all()
+
+
+def test_facet_hull_locates_like_pymatgen() -> None:
+    from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
+    from pymatgen.core import Composition
+
+    from features.hull_facets import FacetHull
+
+    ref = pd.read_csv(DATA / "mp_e_form" / "mp_e_form.csv", keep_default_na=False)
+    ref = ref[ref["formula"].map(lambda f: set(re.findall(r"[A-Z][a-z]?", f)) <= {"Li", "P", "S", "Cl"})]
+    entries = [PDEntry(Composition(el), 0.0) for el in ("Li", "P", "S", "Cl")]
+    entries += [
+        PDEntry(Composition(f), e * Composition(f).num_atoms)
+        for f, e in zip(ref["formula"], ref["target"], strict=True)
+    ]
+    pdiag = PhaseDiagram(entries)
+    fh = FacetHull(pdiag)
+    rng = np.random.default_rng(0)
+    fractions = rng.dirichlet(np.ones(4), size=300)
+    fractions[:20] = np.round(fractions[:20], 1)  # coarse points: many on edges and faces
+    fractions[:20] /= fractions[:20].sum(axis=1, keepdims=True)
+    located = fh.locate(fractions)
+    assert located.doubtful.mean() < 0.1
+    for row in np.flatnonzero(~located.doubtful):
+        comp = Composition(dict(zip(fh.elements, fractions[row], strict=True)))
+        expected = pdiag.get_decomposition(comp)
+        got = {
+            fh.names[v]: w
+            for v, w, k in zip(located.vertices[row], located.weights[row], located.kept[row], strict=True)
+            if k
+        }
+        assert got.keys() == {e.composition.reduced_formula for e in expected}
+        for entry, amount in expected.items():
+            assert abs(got[entry.composition.reduced_formula] - amount) <= 1e-9
+        assert abs(located.energy[row] - sum(a * e.energy_per_atom for e, a in expected.items())) <= 1e-12
