@@ -191,7 +191,7 @@ def _to_parsed(amounts: dict[str, float]) -> _Parsed:
     return tuple(SYMBOL_INDEX[s] for s in amounts), tuple(amounts.values()), _reduction_factor(amounts)
 
 
-@functools.lru_cache(maxsize=1 << 17)
+@functools.lru_cache(maxsize=1 << 20)  # ~1M distinct formulas: a 1M-candidate enumeration parses once
 def _parse_cached(formula: str) -> _Parsed | str:
     """Parsed formula string, or the reason it was rejected (both cached, both immutable)."""
     try:

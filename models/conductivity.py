@@ -346,7 +346,8 @@ class ConductivityModel(RegressorMixin, BaseEstimator):
 
     @staticmethod
     def _knn_distance(x: np.ndarray, points: np.ndarray, *, exclude_self: bool = False) -> np.ndarray:
-        d = np.sqrt(((x[:, None, :] - points[None, :, :]) ** 2).mean(axis=2))  # RMS over the scaled features
+        squared = (x**2).sum(axis=1)[:, None] + (points**2).sum(axis=1)[None, :] - 2.0 * x @ points.T
+        d = np.sqrt(np.maximum(squared, 0.0) / x.shape[1])  # RMS distance via one matrix product
         if exclude_self:
             np.fill_diagonal(d, np.inf)
         k = min(DOMAIN_K, points.shape[0] - int(exclude_self))
