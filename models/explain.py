@@ -1,4 +1,4 @@
-"""Why a prediction came out as it did: per-row feature contributions of a booster (TreeSHAP, in xgboost)."""
+"""Why a prediction came out as it did: per-row feature contributions of a booster (xgboost, Saabas method)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ def explain_rows(booster: xgb.Booster, x: np.ndarray, errors: Sequence[str | Non
     if not len(good):
         return out
     names = booster.feature_names or [f"f{i}" for i in range(x.shape[1])]
-    contribs = booster.predict(xgb.DMatrix(x[good], feature_names=names), pred_contribs=True)[:, :-1]
+    matrix = xgb.DMatrix(x[good], feature_names=names)
+    # Saabas attributions (approx_contribs): O(depth) per tree; exact TreeSHAP cost 1 s per 100 rows with these models
+    contribs = booster.predict(matrix, pred_contribs=True, approx_contribs=True)[:, :-1]
     order = np.argsort(-np.abs(contribs), axis=1)[:, :top]
     for k, (row, idx) in enumerate(zip(good, order, strict=True)):
         out[row] = "; ".join(f"{names[j]} {contribs[k, j]:+.3g}" for j in idx)

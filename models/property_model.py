@@ -338,7 +338,7 @@ class PropertyModel(RegressorMixin, BaseEstimator):
         return table
 
     def explain(self, X: Sequence[object], *, top: int = 3) -> list[str]:
-        """The features that pushed each row's point prediction most, from xgboost's per-row contributions (SHAP).
+        """The features that pushed each row's point prediction most, from xgboost's per-row contributions (Saabas).
 
         Returns:
             Per row, e.g. ``"e_hull_ref_ev_per_atom +0.042; Li atomic fraction -0.013"`` (target units), or "" for
