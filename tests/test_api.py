@@ -191,7 +191,10 @@ def test_models_report_source_and_validation_metrics(client: httpx.Client) -> No
 
 
 def test_health_answers_while_a_long_list_is_ranked(server: str) -> None:
-    formulas = [f"Li{a}P{b}S{c}Cl{d}" for a in range(1, 11) for b in range(1, 6) for c in range(1, 9) for d in range(5)]
+    # 20,000 distinct compositions: long enough (seconds) that /health must answer *during* the ranking
+    formulas = [
+        f"Li{a}P{b}S{c}Cl{d}" for a in range(1, 21) for b in range(1, 11) for c in range(1, 11) for d in range(10)
+    ]
     done = threading.Event()
     result: dict = {}
 
@@ -201,7 +204,7 @@ def test_health_answers_while_a_long_list_is_ranked(server: str) -> None:
 
     worker = threading.Thread(target=rank)
     worker.start()
-    time.sleep(0.5)  # let the ranking request reach the server first
+    time.sleep(0.2)  # let the ranking request reach the server first
     try:
         answered_during = []
         while not done.is_set() and len(answered_during) < 5:
