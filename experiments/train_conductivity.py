@@ -25,7 +25,6 @@ import argparse
 import sys
 import tempfile
 import time
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +33,7 @@ import pandas as pd
 
 from experiments.figures import importance_figure
 from experiments.tracking import RegistrationResult, TrackingUnavailable, log_and_register, setup_tracking
-from experiments.train_property import load_config
+from experiments.train_property import model_params
 from features.composition import CompositionFeaturizer
 from features.datasets import data_dir, load_obelix
 from features.structure import StructureError, read_cif
@@ -250,13 +249,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-anchor", action="store_true", help="skip the Magpie + random-forest anchor")
     args = parser.parse_args(argv)
     try:
-        params = (QUICK if args.quick else {}) | load_config(args.config)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        print(f"sse-screen train: error: cannot read config {args.config}: {exc}", file=sys.stderr)
-        return 2
-    unknown = sorted(set(params) - set(ConductivityModel().get_params()))
-    if unknown:
-        print(f"sse-screen train: error: unknown model parameter(s) in config: {', '.join(unknown)}", file=sys.stderr)
+        params = model_params(args.config, quick=QUICK if args.quick else None, estimator=ConductivityModel())
+    except ValueError as exc:
+        print(f"sse-screen train: error: {exc}", file=sys.stderr)
         return 2
     try:
         result, metrics = train(

@@ -173,6 +173,22 @@ def load_config(path: str | Path | None) -> dict[str, Any]:
     return dict(config.get("model", config))
 
 
+def model_params(config: str | None, *, quick: dict[str, Any] | None, estimator: Any) -> dict[str, Any]:
+    """Model parameters for a training run: the quick preset (if asked), overridden by the ``[model]`` TOML table.
+
+    Raises:
+        ValueError: The config cannot be read or names a parameter the estimator does not have.
+    """
+    try:
+        params = (quick or {}) | load_config(config)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ValueError(f"cannot read config {config}: {exc}") from None
+    unknown = sorted(set(params) - set(estimator.get_params()))
+    if unknown:
+        raise ValueError(f"unknown model parameter(s) in config: {', '.join(unknown)}")
+    return params
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point (``sse-screen train TASK`` calls this too)."""
     parser = argparse.ArgumentParser(prog="sse-screen train", description=__doc__.splitlines()[0])
@@ -190,13 +206,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     task = args.task.replace("-", "_")
     try:
-        params = (QUICK if args.quick else {}) | load_config(args.config)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        print(f"sse-screen train: error: cannot read config {args.config}: {exc}", file=sys.stderr)
-        return 2
-    unknown = sorted(set(params) - set(PropertyModel().get_params()))
-    if unknown:
-        print(f"sse-screen train: error: unknown model parameter(s) in config: {', '.join(unknown)}", file=sys.stderr)
+        params = model_params(args.config, quick=QUICK if args.quick else None, estimator=PropertyModel())
+    except ValueError as exc:
+        print(f"sse-screen train: error: {exc}", file=sys.stderr)
         return 2
     try:
         result, metrics = train(
