@@ -245,7 +245,7 @@ def _print_top(ranked) -> None:
     }  # fmt: skip
     columns = [c for c in shown if c in ranked.columns]
     for column in columns:
-        table.add_column(shown[column])
+        table.add_column(shown[column], overflow="fold")
     for _, row in ranked.iterrows():
         cells = []
         for column in columns:
