@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from experiments.figures import importance_figure, parity_figure
+from experiments.search import SearchUnavailable, search_params
 from experiments.tracking import (
     RegistrationResult,
     TrackingUnavailable,
@@ -95,6 +96,7 @@ def train(
     limit: int | None = None,
     ship: str | Path | None = None,
     registered_model: str | None = None,
+    search: int = 0,
     log=print,
 ) -> tuple[RegistrationResult, dict[str, float]]:
     """Train one property model and track it; returns the registration and the logged metrics.
@@ -106,6 +108,7 @@ def train(
         limit: Train on at most this many rows (smoke runs and tests).
         ship: Also save the bundle to this directory (replacing what is there).
         registered_model: Registry name (default ``sse-screen-<task>``).
+        search: Optuna trials (nested MLflow runs, scored on CV MAE) before the final fit; 0 for none.
         log: Where progress messages go.
 
     Raises:
@@ -115,9 +118,15 @@ def train(
 
     experiment_id = setup_tracking(registered_model_name(task), uri=tracking_uri)
     train_table, val_table, data_path = load_split(task, limit=limit)
-    model = PropertyModel(task=task, **(TASK_DEFAULTS[task] | (params or {})))
+    chosen = TASK_DEFAULTS[task] | (params or {})
     log(f"{task}: {len(train_table)} training and {len(val_table)} validation compositions")
     with mlflow.start_run(experiment_id=experiment_id), tempfile.TemporaryDirectory() as tmp:
+        if search:
+            chosen = search_params(
+                task, train_table["formula"].tolist(), train_table["y"].to_numpy(), base=chosen, n_trials=search,
+                holdout=val_table["formula"].tolist(), log=log,
+            )  # fmt: skip
+        model = PropertyModel(task=task, **chosen)
         start = time.perf_counter()
         model.fit(
             train_table["formula"],
@@ -202,6 +211,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, help="train on at most this many compositions")
     parser.add_argument("--tracking-uri", help="default: $MLFLOW_TRACKING_URI or the local sqlite store")
     parser.add_argument("--registered-model", help="registry name (default: sse-screen-<task>)")
+    parser.add_argument(
+        "--search",
+        type=int,
+        default=0,
+        metavar="N",
+        help="optuna trials before the final fit (nested runs; needs [tune])",
+    )
     parser.add_argument("--ship", help="also save the bundle here (models/shipped/<task> is the shipped default)")
     args = parser.parse_args(argv)
     task = args.task.replace("-", "_")
@@ -218,9 +234,10 @@ def main(argv: list[str] | None = None) -> int:
             limit=args.limit,
             ship=args.ship,
             registered_model=args.registered_model,
+            search=args.search,
             log=lambda m: print(m, file=sys.stderr),
         )
-    except TrackingUnavailable as exc:
+    except (TrackingUnavailable, SearchUnavailable) as exc:
         print(f"sse-screen train: error: {exc}", file=sys.stderr)
         return 2
     shown = (

@@ -122,3 +122,25 @@ def test_missing_model_is_one_clear_error(tmp_path: Path) -> None:
     run = cli("predict", EXAMPLE, "-o", tmp_path / "o.csv", env=env)
     assert run.returncode == 2
     assert "No stability model could be loaded" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_search_logs_each_optuna_trial_as_a_nested_run(trained: dict) -> None:
+    from mlflow import MlflowClient
+
+    env = trained["env"]
+    run = cli(
+        "train", "band-gap", "--quick", "--limit", "300", "--search", "2", "--registered-model", "e2e-search", env=env
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stderr.count("search trial") == 2
+    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+    version = client.get_model_version_by_alias("e2e-search", "champion")
+    parent = client.get_run(version.run_id)
+    assert parent.data.metrics["search_n_trials"] == 2
+    children = client.search_runs(
+        [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
+    )
+    assert len(children) == 2
+    assert {c.data.metrics["cv_mae"] for c in children} >= {parent.data.metrics["search_best_cv_mae"]}
+    for child in children:
+        assert {"learning_rate", "max_depth", "colsample_bytree"} <= set(child.data.params)
