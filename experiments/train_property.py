@@ -50,6 +50,8 @@ TASK_DEFAULTS: dict[str, dict[str, Any]] = {
         "use_reference_hull": True,
         "formation_energy_feature": True,
         "hurdle": True,
+        "tail_threshold": 0.5,  # body/tail regressors: E_hull > 0.5 eV/atom is 7% of the rows, half of the error
+        "classifier_bags": 3,
         "n_estimators": 800,
         "learning_rate": 0.05,
         "max_depth": 8,

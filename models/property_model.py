@@ -7,7 +7,9 @@ the reference-hull features (where the composition sits relative to the known ph
 * **uncertainty**: a second, shallower booster predicts the size of the out-of-fold error, and a normalised
   split-conformal multiplier (:mod:`models.uncertainty`) turns it into a nominal-coverage interval and a
   Gaussian-equivalent standard deviation;
-* **class probability** (``p_stable``, ``p_insulator``): a booster classifier of the useful class;
+* **class probability** (``p_stable``, ``p_insulator``): a booster classifier of the useful class (optionally a few
+  seed bags averaged), which for stability also decides the point mass at 0 (the hurdle), while a second classifier
+  sends the long tail (E_hull > 0.5 eV/atom) to its own regressor;
 * **cross-validation**: the out-of-fold predictions that calibrate the intervals also give the CV metrics.
 
 Persistence is a bundle of xgboost UBJ boosters plus JSON metadata (:mod:`models.persistence`); no pickle.
@@ -36,6 +38,8 @@ from models.tasks import TaskSpec, task_spec
 from models.uncertainty import ConformalCalibration, calibrate
 
 BOOSTERS = ("regressor", "scale", "classifier")
+#: Boosters of the body/tail split (``tail_threshold``).
+TAIL_BOOSTERS = ("tail_classifier", "tail_regressor")
 #: Reference-hull features used by the stability model (leave-self-out, so the known own energy is never one).
 HULL_FEATURES = ("e_hull_ref_ev_per_atom", "n_known_phases", "n_known_phases_same_elements")
 
@@ -53,6 +57,13 @@ class PropertyModel(RegressorMixin, BaseEstimator):
             reference hull, the E_hull it implies.
         hurdle: Predict exactly 0 where the classifier gives ``p >= 0.5`` for the useful class "at or below the
             threshold" (the point mass of E_hull at 0); only for tasks whose useful class is below the threshold.
+        tail_threshold: Split the target at this value (target units) into a body and a tail, each with its own
+            regressor: a classifier of ``y > tail_threshold`` picks the branch (``p >= 0.5``: tail), a squared-error
+            regressor fitted on the tail rows predicts there, and the main regressor is fitted on the body rows
+            only. For E_hull's long tail of hypothetical compounds 1-5 eV/atom above the hull, which a robust loss
+            fitted to all rows shrinks towards the bulk. None: one regressor for every row.
+        classifier_bags: Classifiers of the useful class trained with different seeds, their probabilities
+            averaged: less variance where ``p`` is near 0.5, which is where the hurdle decides.
         n_estimators: Boosting rounds of the point model.
         learning_rate: Shrinkage.
         max_depth: Tree depth.
@@ -76,6 +87,8 @@ class PropertyModel(RegressorMixin, BaseEstimator):
         use_reference_hull: bool = True,
         formation_energy_feature: bool = False,
         hurdle: bool = False,
+        tail_threshold: float | None = None,
+        classifier_bags: int = 1,
         n_estimators: int = 1500,
         learning_rate: float = 0.03,
         max_depth: int = 8,
@@ -95,6 +108,8 @@ class PropertyModel(RegressorMixin, BaseEstimator):
         self.use_reference_hull = use_reference_hull
         self.formation_energy_feature = formation_energy_feature
         self.hurdle = hurdle
+        self.tail_threshold = tail_threshold
+        self.classifier_bags = classifier_bags
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
         self.max_depth = max_depth
@@ -241,12 +256,15 @@ class PropertyModel(RegressorMixin, BaseEstimator):
         bad = [(i, e) for i, e in enumerate(errors) if e]
         if bad:
             raise ValueError(f"{len(bad)} training formulas cannot be featurized, e.g. row {bad[0][0]}: {bad[0][1]}")
-        oof = np.empty_like(y)
         folds = list(KFold(self.n_folds, shuffle=True, random_state=seed).split(x))
+        oof, oof_p = np.empty_like(y), np.full_like(y, np.nan)
         for k, (train, test) in enumerate(folds):
             say(f"cross-validation fold {k + 1}/{self.n_folds}")
-            oof[test] = self._fit_regressor(x[train], y[train], seed + k).predict(x[test])
-        oof = self._clip(oof)
+            fold = self._fit_point(x[train], y[train], seed + k, classifier=self._uses_classifier_point)
+            raw = self._average_bags({name: booster.inplace_predict(x[test]) for name, booster in fold.items()})
+            oof[test] = self._point(raw)
+            if "classifier" in raw:
+                oof_p[test] = raw["classifier"]
         say("interval model")
         abs_res = np.abs(y - oof)
         oof_scale = np.empty_like(y)
@@ -254,25 +272,73 @@ class PropertyModel(RegressorMixin, BaseEstimator):
             oof_scale[test] = self._fit_scale(x[train], abs_res[train], seed + k).predict(x[test])
         self.calibration_ = calibrate(y, oof, oof_scale, coverage=self.coverage)
         scale = self._fit_scale(x, abs_res, seed)
-        say("classifier")
-        classifier = xgb.XGBClassifier(
-            n_estimators=max(200, self.n_estimators // 3), objective="binary:logistic", **self._xgb_params(seed=seed)
-        ).fit(x, self._positive(y))
         say("final model")
-        regressor = self._fit_regressor(x, y, seed)
-        self.boosters_ = {
-            "regressor": regressor.get_booster(),
-            "scale": scale.get_booster(),
-            "classifier": classifier.get_booster(),
-        }
+        self.boosters_ = self._fit_point(x, y, seed, classifier=True) | {"scale": scale.get_booster()}
         for booster in self.boosters_.values():
             booster.feature_names = self.feature_names()
         self.boosters_ |= aux
+        p_cv = oof_p if np.isfinite(oof_p).all() else None
         lower, upper = self.calibration_.interval(oof, np.maximum(oof_scale, 0))
-        self.cv_metrics_ = self._report(y, oof, None, self._clip(lower), self._clip(upper))
+        self.cv_metrics_ = self._report(y, oof, p_cv, self._clip(lower), self._clip(upper))
         self.n_features_in_ = x.shape[1]
         self.feature_names_in_ = np.asarray(self.feature_names(), dtype=object)
         return self
+
+    @property
+    def _uses_classifier_point(self) -> bool:
+        """Whether the class probability changes the point prediction (the hurdle)."""
+        return bool(self.hurdle) and self.spec.positive == "below" and self.spec.floor is not None
+
+    def _fit_point(self, x: np.ndarray, y: np.ndarray, seed: int, *, classifier: bool) -> dict[str, xgb.Booster]:
+        """The boosters of the point prediction (and the class probability when ``classifier``)."""
+        boosters: dict[str, xgb.Booster] = {}
+        body = np.ones(len(y), dtype=bool)
+        if self.tail_threshold is not None:
+            body = y <= self.tail_threshold
+            if body.all() or not body.any():
+                raise ValueError(f"tail_threshold={self.tail_threshold} leaves no training row on one side")
+            boosters["tail_classifier"] = self._fit_classifier(x, ~body, seed)
+            boosters["tail_regressor"] = (
+                xgb.XGBRegressor(**self._regressor_params(squared=True), random_state=seed)
+                .fit(x[~body], y[~body])
+                .get_booster()
+            )
+        boosters["regressor"] = self._fit_regressor(x[body], y[body], seed).get_booster()
+        if classifier:
+            for name, bag_seed in zip(self._classifier_names(), range(seed, seed + 1_000_000, 1000), strict=False):
+                boosters[name] = self._fit_classifier(x, self._positive(y), bag_seed)
+        return boosters
+
+    def _classifier_names(self) -> list[str]:
+        """``classifier`` plus ``classifier_2``... for the extra bags."""
+        if int(self.classifier_bags) < 1:
+            raise ValueError(f"classifier_bags must be >= 1, got {self.classifier_bags}")
+        return ["classifier"] + [f"classifier_{b}" for b in range(2, int(self.classifier_bags) + 1)]
+
+    @staticmethod
+    def _average_bags(raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Replace the classifier bags' outputs by their mean probability under ``classifier``."""
+        bags = [name for name in raw if name == "classifier" or name.startswith("classifier_")]
+        if len(bags) > 1:
+            mean = np.mean([np.asarray(raw.pop(name), dtype=float) for name in bags], axis=0)
+            raw["classifier"] = mean
+        return raw
+
+    def _fit_classifier(self, x: np.ndarray, label: np.ndarray, seed: int) -> xgb.Booster:
+        model = xgb.XGBClassifier(
+            n_estimators=max(200, self.n_estimators // 3), objective="binary:logistic", **self._xgb_params(seed=seed)
+        )
+        return model.fit(x, label.astype(int)).get_booster()
+
+    def _point(self, raw: dict[str, np.ndarray]) -> np.ndarray:
+        """Point prediction from the boosters' raw outputs: body/tail branch, then the hurdle."""
+        point = self._clip(np.asarray(raw["regressor"], dtype=float))
+        if "tail_regressor" in raw:
+            tail = np.asarray(raw["tail_classifier"]) >= 0.5
+            point = np.where(tail, self._clip(np.asarray(raw["tail_regressor"], dtype=float)), point)
+        if self._uses_classifier_point:
+            point = np.where(np.asarray(raw["classifier"]) >= 0.5, self.spec.floor, point)
+        return point
 
     def _report(self, y, pred, p, lower, upper) -> dict[str, float]:
         kind = "positive_below" if self.spec.positive == "below" else "positive_above"
@@ -283,8 +349,10 @@ class PropertyModel(RegressorMixin, BaseEstimator):
 
     # -------------------------------------------------------------------------------------------- prediction
     def _predict_matrix(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        out = {name: self.boosters_[name].inplace_predict(x) for name in BOOSTERS}
-        return {k: np.asarray(v, dtype=float) for k, v in out.items()}
+        names = [*BOOSTERS, *self._classifier_names()[1:]]
+        names += list(TAIL_BOOSTERS) if self.tail_threshold is not None else []
+        out = {name: np.asarray(self.boosters_[name].inplace_predict(x), dtype=float) for name in names}
+        return self._average_bags(out)
 
     def output_columns(self) -> list[str]:
         """Columns of :meth:`predict_table`, ``error`` excluded."""
@@ -316,11 +384,9 @@ class PropertyModel(RegressorMixin, BaseEstimator):
         if good.any():
             raw = self._predict_matrix(x[good])
             scale = np.maximum(raw["scale"], 0)
-            point[good] = self._clip(raw["regressor"])
-            if self.hurdle and spec.positive == "below" and spec.floor is not None:
-                point[good] = np.where(raw["classifier"] >= 0.5, spec.floor, point[good])
+            point[good] = self._point(raw)
             std[good] = self.calibration_.std(scale)
-            lo, hi = self.calibration_.interval(raw["regressor"], scale)
+            lo, hi = self.calibration_.interval(point[good], scale)
             lower[good], upper[good] = self._clip(lo), self._clip(hi)
             proba[good] = raw["classifier"]
         table = pd.DataFrame(
@@ -340,13 +406,27 @@ class PropertyModel(RegressorMixin, BaseEstimator):
     def explain(self, X: Sequence[object], *, top: int = 3) -> list[str]:
         """The features that pushed each row's point prediction most, from xgboost's per-row contributions (Saabas).
 
+        With a body/tail split (``tail_threshold``) each row is explained by the regressor of its branch. Rows the
+        hurdle sets to 0 are explained by the body regressor (what the value would have been).
+
         Returns:
             Per row, e.g. ``"e_hull_ref_ev_per_atom +0.042; Li atomic fraction -0.013"`` (target units), or "" for
             rows that cannot be featurized.
         """
         check_is_fitted(self, "boosters_")
         x, errors, _ = self._features(as_formula_list(X))
-        return explain_rows(self.boosters_["regressor"], x, errors, top=top)
+        text = explain_rows(self.boosters_["regressor"], x, errors, top=top)
+        if self.tail_threshold is None:
+            return text
+        good = np.array([e is None for e in errors], dtype=bool)
+        tail = np.zeros(len(errors), dtype=bool)
+        if good.any():
+            tail[good] = self.boosters_["tail_classifier"].inplace_predict(x[good]) >= 0.5
+        if tail.any():
+            only_tail = [None if t else "body row" for t in tail]
+            tail_text = explain_rows(self.boosters_["tail_regressor"], x, only_tail, top=top)
+            text = [t_text if t else b_text for t_text, b_text, t in zip(tail_text, text, tail, strict=True)]
+        return text
 
     def score_table(self, X: Sequence[object], y: Sequence[float]) -> dict[str, float]:
         """Screening metrics on held-out data: MAE, Spearman, ROC-AUC/F1/DAF of the class, interval coverage."""
@@ -386,6 +466,8 @@ class PropertyModel(RegressorMixin, BaseEstimator):
         meta = bundle.metadata
         model = cls(**meta["params"])
         required = set(BOOSTERS) | ({"formation_energy"} if model.formation_energy_feature else set())
+        required |= set(TAIL_BOOSTERS) if model.tail_threshold is not None else set()
+        required |= set(model._classifier_names())
         missing = required - set(bundle.boosters)
         if missing:
             raise ValueError(f"bundle lacks booster(s) {sorted(missing)}")

@@ -5,11 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from pymatgen.core import Composition
 from sklearn.base import clone
 
 from features.datasets import load_mp_e_hull, load_mp_gap
+from models.explain import explain_rows
 from models.property_model import PropertyModel
 from models.reference import reference_hull
 from models.uncertainty import calibrate
@@ -127,3 +129,53 @@ def test_formation_energy_feature_and_hurdle_round_trip(tmp_path: Path) -> None:
     path = model.save(tmp_path / "b", metadata={"training_data_sha256": "0" * 64, "metrics": {}})
     assert (path / "formation_energy.ubj").exists()
     assert PropertyModel.load(path).predict_table(val["reduced_formula"]).equals(table)
+
+
+def test_tail_split_routes_rows_to_the_tail_regressor_and_round_trips(tmp_path: Path) -> None:
+    table = load_mp_e_hull("train")
+    tail = table[table["e_hull_ev_per_atom"] > 0.5].sample(120, random_state=2)
+    train = pd.concat([table[table["e_hull_ev_per_atom"] <= 0.5].sample(280, random_state=2), tail])
+    val = load_mp_e_hull("val").sample(80, random_state=2)
+    params = SMALL | {"n_estimators": 20, "n_folds": 2, "max_depth": 4}
+    model = PropertyModel(task="stability", hurdle=True, tail_threshold=0.5, classifier_bags=2, **params)
+    model.fit(train["reduced_formula"], train["e_hull_ev_per_atom"])
+    assert {"tail_classifier", "tail_regressor", "regressor", "classifier", "classifier_2", "scale"} <= set(
+        model.boosters_
+    )
+    out = model.predict_table(val["reduced_formula"])
+    x, _, _ = model._features(val["reduced_formula"].tolist())
+    raw = {name: model.boosters_[name].inplace_predict(x) for name in model.boosters_}
+    # p_stable is the mean of the two classifier bags, which differ (different seeds)
+    assert not np.allclose(raw["classifier"], raw["classifier_2"])
+    assert np.allclose(out["p_stable"], (raw["classifier"] + raw["classifier_2"]) / 2, atol=1e-6)
+    raw["classifier"] = (raw["classifier"] + raw["classifier_2"]) / 2
+    in_tail = (raw["tail_classifier"] >= 0.5) & (raw["classifier"] < 0.5)
+    body = (raw["tail_classifier"] < 0.5) & (raw["classifier"] < 0.5)
+    point = out["e_hull_ev_per_atom"].to_numpy()
+    assert np.allclose(point[in_tail], np.maximum(raw["tail_regressor"][in_tail], 0), atol=1e-6)
+    assert np.allclose(point[body], np.maximum(raw["regressor"][body], 0), atol=1e-6)
+    assert (point[raw["classifier"] >= 0.5] == 0).all()
+    # intervals are centred on the point that is served, the gated zeros included
+    assert (out["e_hull_lower_ev_per_atom"] <= point + 1e-9).all() and (out["e_hull_upper_ev_per_atom"] >= point).all()
+    # the body regressor never saw a tail row: its predictions stay far below the tail regressor's on the tail
+    x_tail, _, _ = model._features(tail["reduced_formula"].tolist())
+    assert np.median(model.boosters_["regressor"].inplace_predict(x_tail)) < np.median(
+        model.boosters_["tail_regressor"].inplace_predict(x_tail)
+    )
+    # drivers come from the regressor of the row's branch
+    drivers = model.explain(val["reduced_formula"])
+    tail_rows = np.flatnonzero(raw["tail_classifier"] >= 0.5)
+    body_rows = np.flatnonzero(raw["tail_classifier"] < 0.5)
+    assert len(tail_rows) and len(body_rows)
+    by_tail = explain_rows(model.boosters_["tail_regressor"], x, [None] * len(x))
+    by_body = explain_rows(model.boosters_["regressor"], x, [None] * len(x))
+    assert [drivers[i] for i in tail_rows] == [by_tail[i] for i in tail_rows]
+    assert [drivers[i] for i in body_rows] == [by_body[i] for i in body_rows]
+    assert {"cv_roc_auc", "roc_auc"} & set(model.cv_metrics_)
+    path = model.save(tmp_path / "b", metadata={"training_data_sha256": "0" * 64, "metrics": {}})
+    assert all((path / f"{name}.ubj").exists() for name in ("tail_regressor", "tail_classifier", "classifier_2"))
+    assert PropertyModel.load(path).predict_table(val["reduced_formula"]).equals(out)
+    with pytest.raises(ValueError, match="leaves no training row"):
+        PropertyModel(task="stability", tail_threshold=99.0, **params).fit(
+            train["reduced_formula"], train["e_hull_ev_per_atom"]
+        )
