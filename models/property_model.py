@@ -305,8 +305,8 @@ class PropertyModel(RegressorMixin, BaseEstimator):
             )
         boosters["regressor"] = self._fit_regressor(x[body], y[body], seed).get_booster()
         if classifier:
-            for name, bag_seed in zip(self._classifier_names(), range(seed, seed + 1_000_000, 1000), strict=False):
-                boosters[name] = self._fit_classifier(x, self._positive(y), bag_seed)
+            for bag, name in enumerate(self._classifier_names()):
+                boosters[name] = self._fit_classifier(x, self._positive(y), seed + 1000 * bag)
         return boosters
 
     def _classifier_names(self) -> list[str]:
