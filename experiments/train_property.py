@@ -58,7 +58,9 @@ TASK_DEFAULTS: dict[str, dict[str, Any]] = {
         "min_child_weight": 2.0,
         "subsample": 0.8,
         "colsample_bytree": 0.6,
-        "n_folds": 3,  # each fold also refits the formation-energy model on ~86k compositions
+        # out-of-fold formation energies from 4/5 of the data are closer to the final model's than from 2/3:
+        # val MAE 0.0863 with 5 folds vs 0.0881 with 3 (each fold refits the formation-energy model on ~86k rows)
+        "n_folds": 5,
     },
     "band_gap": {"use_reference_hull": False},
 }
