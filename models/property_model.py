@@ -315,10 +315,9 @@ class PropertyModel(RegressorMixin, BaseEstimator):
             raise ValueError(f"classifier_bags must be >= 1, got {self.classifier_bags}")
         return ["classifier"] + [f"classifier_{b}" for b in range(2, int(self.classifier_bags) + 1)]
 
-    @staticmethod
-    def _average_bags(raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def _average_bags(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Replace the classifier bags' outputs by their mean probability under ``classifier``."""
-        bags = [name for name in raw if name == "classifier" or name.startswith("classifier_")]
+        bags = [name for name in self._classifier_names() if name in raw]
         if len(bags) > 1:
             mean = np.mean([np.asarray(raw.pop(name), dtype=float) for name in bags], axis=0)
             raw["classifier"] = mean
@@ -415,18 +414,17 @@ class PropertyModel(RegressorMixin, BaseEstimator):
         """
         check_is_fitted(self, "boosters_")
         x, errors, _ = self._features(as_formula_list(X))
-        text = explain_rows(self.boosters_["regressor"], x, errors, top=top)
         if self.tail_threshold is None:
-            return text
+            return explain_rows(self.boosters_["regressor"], x, errors, top=top)
         good = np.array([e is None for e in errors], dtype=bool)
         tail = np.zeros(len(errors), dtype=bool)
         if good.any():
             tail[good] = self.boosters_["tail_classifier"].inplace_predict(x[good]) >= 0.5
-        if tail.any():
-            only_tail = [None if t else "body row" for t in tail]
-            tail_text = explain_rows(self.boosters_["tail_regressor"], x, only_tail, top=top)
-            text = [t_text if t else b_text for t_text, b_text, t in zip(tail_text, text, tail, strict=True)]
-        return text
+        # each regressor explains only its own branch's rows (the other rows are masked like error rows)
+        in_body = [e or ("tail" if t else None) for e, t in zip(errors, tail, strict=True)]
+        body_text = explain_rows(self.boosters_["regressor"], x, in_body, top=top)
+        tail_text = explain_rows(self.boosters_["tail_regressor"], x, [None if t else "body" for t in tail], top=top)
+        return [t_text if t else b_text for t_text, b_text, t in zip(tail_text, body_text, tail, strict=True)]
 
     def score_table(self, X: Sequence[object], y: Sequence[float]) -> dict[str, float]:
         """Screening metrics on held-out data: MAE, Spearman, ROC-AUC/F1/DAF of the class, interval coverage."""
