@@ -72,8 +72,8 @@ def main(argv: list[str] | None = None) -> None:
     from matminer.featurizers.composition import ElementProperty
     from matminer.featurizers.conversions import StrToComposition
 
-    from features import formula
-    from features.composition import CompositionFeaturizer
+    from sse_screen.features import formula
+    from sse_screen.features.composition import CompositionFeaturizer
 
     formulas = electrolyte_formulas(args.n, seed=args.seed)
     print(f"{len(formulas)} formulas ({len(set(formulas))} distinct), e.g. {formulas[:4]}")

@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from screening.ranking import pareto_rank
+from sse_screen.screening.ranking import pareto_rank
 
 
 def brute_force_fronts(values: np.ndarray) -> np.ndarray:

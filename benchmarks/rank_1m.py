@@ -102,8 +102,8 @@ def _peak_gib() -> float:
 
 def _models(workdir: Path) -> tuple[dict, list[str]]:
     """Shipped models; a tiny one trained here for each task without a shipped bundle."""
-    from models.registry import ModelNotFoundError
-    from screening.predict import PREDICT_TASKS, load_models
+    from sse_screen.models.registry import ModelNotFoundError
+    from sse_screen.screening.predict import PREDICT_TASKS, load_models
 
     uris: dict[str, str] = {}
     trained = []
@@ -119,8 +119,8 @@ def _models(workdir: Path) -> tuple[dict, list[str]]:
 
 
 def _train_tiny(task: str, path: Path) -> Path:
-    from features.datasets import load_mp_e_hull, load_mp_gap
-    from models.property_model import PropertyModel
+    from sse_screen.features.datasets import load_mp_e_hull, load_mp_gap
+    from sse_screen.models.property_model import PropertyModel
 
     if task == "stability":
         table = load_mp_e_hull("train").sample(1500, random_state=0)
@@ -143,7 +143,7 @@ def main() -> None:
 
     from pymatgen.core import Composition
 
-    from screening.rank import RankOptions, rank_candidates
+    from sse_screen.screening.rank import RankOptions, rank_candidates
 
     t0 = time.perf_counter()
     formulas = candidate_formulas(args.n, seed=args.seed)

@@ -24,9 +24,9 @@ class BundleModel(PythonModel):
 
     def load_context(self, context: PythonModelContext) -> None:
         """Load the bundle from ``context.artifacts["bundle"]``."""
-        from models.conductivity import ConductivityModel
-        from models.persistence import load_bundle
-        from models.property_model import PropertyModel
+        from sse_screen.models.conductivity import ConductivityModel
+        from sse_screen.models.persistence import load_bundle
+        from sse_screen.models.property_model import PropertyModel
 
         self.bundle = load_bundle(context.artifacts["bundle"])
         if "conductivity_params" in self.bundle.metadata:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from models.property_model import PropertyModel
+from sse_screen.models.property_model import PropertyModel
 
 
 class SearchUnavailable(RuntimeError):

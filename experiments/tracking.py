@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from models.persistence import load_bundle, sha256_file
-from models.registry import configure_mlflow_client, tracking_uri
+from sse_screen.models.persistence import load_bundle, sha256_file
+from sse_screen.models.registry import configure_mlflow_client, tracking_uri
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -305,7 +305,7 @@ def log_and_register(
     from mlflow.pyfunc import PythonModelContext
     from mlflow.tracking import MlflowClient
 
-    from experiments.pyfunc_model import BundleModel
+    from sse_screen.experiments.pyfunc_model import BundleModel
 
     run = mlflow.active_run()
     if run is None:

@@ -31,14 +31,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from experiments.figures import importance_figure
-from experiments.tracking import RegistrationResult, TrackingUnavailable, log_and_register, setup_tracking
-from experiments.train_property import model_params
-from features.composition import CompositionFeaturizer
-from features.datasets import data_dir, load_obelix
-from features.structure import StructureError, read_cif
-from models.conductivity import TARGET, ConductivityModel, conductivity_report
-from models.persistence import sha256_file
+from sse_screen.experiments.figures import importance_figure
+from sse_screen.experiments.tracking import RegistrationResult, TrackingUnavailable, log_and_register, setup_tracking
+from sse_screen.experiments.train_property import model_params
+from sse_screen.features.composition import CompositionFeaturizer
+from sse_screen.features.datasets import data_dir, load_obelix
+from sse_screen.features.structure import StructureError, read_cif
+from sse_screen.models.conductivity import TARGET, ConductivityModel, conductivity_report
+from sse_screen.models.persistence import sha256_file
 
 TASK = "conductivity"
 QUICK = {"n_estimators": 40, "n_folds": 3, "learning_rate": 0.15}

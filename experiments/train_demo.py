@@ -19,14 +19,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from experiments.tracking import (
+from sse_screen.experiments.tracking import (
     RegistrationResult,
     TrackingUnavailable,
     log_and_register,
     registered_model_name,
     setup_tracking,
 )
-from models.persistence import save_bundle, sha256_file
+from sse_screen.models.persistence import save_bundle, sha256_file
 
 FEATURES = [f"x{i}" for i in range(5)]
 TARGET = "y_ev_per_atom"

@@ -28,18 +28,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from experiments.figures import importance_figure, parity_figure
-from experiments.search import SearchUnavailable, search_params
-from experiments.tracking import (
+from sse_screen.experiments.figures import importance_figure, parity_figure
+from sse_screen.experiments.search import SearchUnavailable, search_params
+from sse_screen.experiments.tracking import (
     RegistrationResult,
     TrackingUnavailable,
     log_and_register,
     registered_model_name,
     setup_tracking,
 )
-from features.datasets import data_dir, load_mp_e_hull, load_mp_gap
-from models.persistence import sha256_file
-from models.property_model import PropertyModel
+from sse_screen.features.datasets import data_dir, load_mp_e_hull, load_mp_gap
+from sse_screen.models.persistence import sha256_file
+from sse_screen.models.property_model import PropertyModel
 
 TASKS = ("stability", "band_gap")
 #: Small settings for smoke runs and tests: seconds, not minutes.

@@ -21,8 +21,8 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from features import presets
-from features.formula import FormulaError, as_formula_list, parse_batch
+from sse_screen.features import presets
+from sse_screen.features.formula import FormulaError, as_formula_list, parse_batch
 
 __all__ = ["CompositionFeaturizer", "FormulaError"]
 

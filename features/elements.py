@@ -90,7 +90,7 @@ PYMATGEN_PROPERTY_INFO: Final[dict[str, tuple[str, str]]] = {
 
 def _read_table(name: str) -> pd.DataFrame:
     """Read one packaged element table and check its element column against ``ELEMENT_SYMBOLS``."""
-    with resources.files("features").joinpath("data", name).open("r", encoding="utf-8") as fh:
+    with resources.files("sse_screen.features").joinpath("data", name).open("r", encoding="utf-8") as fh:
         df = pd.read_csv(fh, keep_default_na=False, na_values=[""])
     if tuple(df["symbol"]) != ELEMENT_SYMBOLS:
         raise RuntimeError(f"Packaged table {name} is not in Z order H..Og; reinstall sse-screen.")

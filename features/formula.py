@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.elements import ELEMENT_SYMBOLS, N_ELEMENTS, SYMBOL_INDEX
+from sse_screen.features.elements import ELEMENT_SYMBOLS, N_ELEMENTS, SYMBOL_INDEX
 
 __all__ = [
     "ELEMENT_SYMBOLS",

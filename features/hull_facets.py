@@ -23,7 +23,7 @@ from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
 from pymatgen.core import Composition
 from pymatgen.util.coord import Simplex
 
-from features.elements import SYMBOL_INDEX
+from sse_screen.features.elements import SYMBOL_INDEX
 
 __all__ = ["FacetHull", "HullColumns", "Located", "SystemHull"]
 

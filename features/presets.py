@@ -11,8 +11,8 @@ from typing import Final, Literal
 
 import numpy as np
 
-from features.elements import MAGPIE_PROPERTIES, MAGPIE_PROPERTY_INFO, SYMBOL_INDEX, magpie_table, pymatgen_column
-from features.formula import ParsedBatch
+from sse_screen.features.elements import MAGPIE_PROPERTIES, MAGPIE_PROPERTY_INFO, SYMBOL_INDEX, magpie_table, pymatgen_column
+from sse_screen.features.formula import ParsedBatch
 
 Preset = Literal["magpie", "electrolyte"]
 PRESETS: Final[tuple[str, ...]] = ("magpie", "electrolyte")

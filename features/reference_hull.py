@@ -49,8 +49,8 @@ from pymatgen.core import Composition, Element
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from features.elements import ELEMENT_SYMBOLS
-from features.hull_facets import HullColumns, SystemHull
+from sse_screen.features.elements import ELEMENT_SYMBOLS
+from sse_screen.features.hull_facets import HullColumns, SystemHull
 
 __all__ = [
     "FEATURE_NAMES",
@@ -138,7 +138,7 @@ class _Phases(Mapping):
     """
 
     def __init__(self, formulas: Sequence[str], energies: np.ndarray) -> None:
-        from features.formula import ELEMENT_SYMBOLS, parse_batch
+        from sse_screen.features.formula import ELEMENT_SYMBOLS, parse_batch
 
         batch = parse_batch([str(f) for f in formulas])
         bad = [(f, e) for f, e in zip(formulas, batch.errors, strict=True) if e is not None]
@@ -310,7 +310,7 @@ class ReferenceHull:
 
     def _evaluate(self, formulas: list, *, leave_self_out: bool, progress: bool, dicts: bool) -> HullColumns:
         """Every query at once: parse in batch, group by chemical system, locate on each system's facets."""
-        from features.formula import parse_batch
+        from sse_screen.features.formula import parse_batch
 
         n = len(formulas)
         out = HullColumns(n, dicts)

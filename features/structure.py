@@ -32,8 +32,8 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from features.elements import SYMBOL_INDEX, pymatgen_column
-from features.formula import parse_batch
+from sse_screen.features.elements import SYMBOL_INDEX, pymatgen_column
+from sse_screen.features.formula import parse_batch
 
 __all__ = ["FEATURES", "LATTICE_COLUMNS", "StructureError", "StructureFeaturizer", "read_cif"]
 

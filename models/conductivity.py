@@ -32,13 +32,13 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.model_selection import GroupKFold
 from sklearn.utils.validation import check_is_fitted
 
-from features.composition import CompositionFeaturizer
-from features.formula import ELEMENT_SYMBOLS, as_formula_list, parse_batch
-from features.structure import LATTICE_COLUMNS, StructureError, StructureFeaturizer, read_cif
-from models.explain import explain_rows
-from models.metrics import discovery_acceleration_factor, regression_report
-from models.persistence import Bundle, load_bundle, save_bundle
-from models.uncertainty import ConformalCalibration, calibrate
+from sse_screen.features.composition import CompositionFeaturizer
+from sse_screen.features.formula import ELEMENT_SYMBOLS, as_formula_list, parse_batch
+from sse_screen.features.structure import LATTICE_COLUMNS, StructureError, StructureFeaturizer, read_cif
+from sse_screen.models.explain import explain_rows
+from sse_screen.models.metrics import discovery_acceleration_factor, regression_report
+from sse_screen.models.persistence import Bundle, load_bundle, save_bundle
+from sse_screen.models.uncertainty import ConformalCalibration, calibrate
 
 Kind = Literal["composition", "structure"]
 KINDS: tuple[Kind, ...] = ("composition", "structure")
@@ -495,6 +495,6 @@ def load_conductivity_model(model_uri: str | None = None) -> ConductivityModel:
     Raises:
         models.registry.ModelNotFoundError: Nothing could be loaded (the message lists what was tried).
     """
-    from models.registry import resolve_model
+    from sse_screen.models.registry import resolve_model
 
     return ConductivityModel.from_bundle(resolve_model("conductivity", model_uri=model_uri))

@@ -20,8 +20,8 @@ import numpy as np
 import xgboost as xgb
 from sklearn.model_selection import KFold
 
-from features.composition import CompositionFeaturizer
-from features.datasets import load_mp_e_form
+from sse_screen.features.composition import CompositionFeaturizer
+from sse_screen.features.datasets import load_mp_e_form
 
 
 def _key(formula: str) -> str:

@@ -28,14 +28,14 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.model_selection import KFold
 from sklearn.utils.validation import check_is_fitted
 
-from features.composition import CompositionFeaturizer
-from features.formula import as_formula_list
-from models.explain import explain_rows
-from models.metrics import regression_report
-from models.persistence import Bundle, load_bundle, save_bundle
-from models.reference import reference_hull
-from models.tasks import TaskSpec, task_spec
-from models.uncertainty import ConformalCalibration, calibrate
+from sse_screen.features.composition import CompositionFeaturizer
+from sse_screen.features.formula import as_formula_list
+from sse_screen.models.explain import explain_rows
+from sse_screen.models.metrics import regression_report
+from sse_screen.models.persistence import Bundle, load_bundle, save_bundle
+from sse_screen.models.reference import reference_hull
+from sse_screen.models.tasks import TaskSpec, task_spec
+from sse_screen.models.uncertainty import ConformalCalibration, calibrate
 
 BOOSTERS = ("regressor", "scale", "classifier")
 #: Boosters of the body/tail split (``tail_threshold``).
@@ -240,7 +240,7 @@ class PropertyModel(RegressorMixin, BaseEstimator):
         seed = 0 if self.random_state is None else int(self.random_state)
         e_form, aux = None, {}
         if self.formation_energy_feature:
-            from models.formation_energy import fit_formation_energy
+            from sse_screen.models.formation_energy import fit_formation_energy
 
             aux["formation_energy"], e_form = fit_formation_energy(
                 [str(f) for f in formulas],
@@ -491,6 +491,6 @@ def load_property_model(task: str, *, model_uri: str | None = None) -> PropertyM
     Raises:
         models.registry.ModelNotFoundError: Nothing could be loaded (the message lists what was tried).
     """
-    from models.registry import resolve_model
+    from sse_screen.models.registry import resolve_model
 
     return PropertyModel.from_bundle(resolve_model(task, model_uri=model_uri))

@@ -11,8 +11,8 @@ from functools import cache
 
 import pandas as pd
 
-from features.datasets import data_dir
-from features.reference_hull import ReferenceHull
+from sse_screen.features.datasets import data_dir
+from sse_screen.features.reference_hull import ReferenceHull
 
 
 @cache

@@ -23,7 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from models.persistence import (
+from sse_screen.models.persistence import (
     METADATA_FILE,
     Bundle,
     BundleError,

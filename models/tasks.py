@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from models.persistence import check_task
+from sse_screen.models.persistence import check_task
 
 
 @dataclass(frozen=True)

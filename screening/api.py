@@ -25,7 +25,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from screening.api_io import (
+from sse_screen.screening.api_io import (
     PredictRequest,
     RankOptionsIn,
     RankRequest,
@@ -35,7 +35,7 @@ from screening.api_io import (
     read_request_table,
     validate_options,
 )
-from screening.settings import Settings
+from sse_screen.screening.settings import Settings
 
 log = logging.getLogger("sse_screen.api")
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -82,7 +82,7 @@ def create_app(settings: Settings | None = None, *, models: dict[str, Any] | Non
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        from screening.predict import load_models
+        from sse_screen.screening.predict import load_models
 
         if models is None:
             app.state.models = await anyio.to_thread.run_sync(load_models, dict(settings.model_uris))
@@ -138,7 +138,7 @@ def create_app(settings: Settings | None = None, *, models: dict[str, Any] | Non
 
     @app.get("/api/options", dependencies=auth, summary="Default ranking options and objective weights")
     async def options() -> dict:
-        from screening.ranking import DEFAULT_OBJECTIVES
+        from sse_screen.screening.ranking import DEFAULT_OBJECTIVES
 
         defaults = RankOptionsIn().model_dump()
         defaults["weights"] = {o.name: o.weight for o in DEFAULT_OBJECTIVES}
@@ -152,7 +152,7 @@ def create_app(settings: Settings | None = None, *, models: dict[str, Any] | Non
         zip of CIFs) and optional ``options`` (the same options as a JSON object). Rows that cannot be used are
         kept with ``status`` = ``invalid``/``rejected`` and a ``reason``; they never fail the request.
         """
-        from screening.rank import RankOptions, rank_candidates
+        from sse_screen.screening.rank import RankOptions, rank_candidates
 
         async with read_request_table(request, RankRequest, settings) as candidates:
             options = RankOptions(**candidates.parsed.model_dump(exclude={"formulas"}))
@@ -164,7 +164,7 @@ def create_app(settings: Settings | None = None, *, models: dict[str, Any] | Non
     @app.post("/api/predict", dependencies=auth, openapi_extra=_body_doc(PredictRequest), summary="Predict only")
     async def predict(request: Request, format: Literal["json", "csv"] = Query("json")) -> Response:
         """Every prediction column of ``sse-screen predict`` for JSON ``{"formulas": [...]}`` or an uploaded file."""
-        from screening.predict import predict_table
+        from sse_screen.screening.predict import predict_table
 
         async with read_request_table(request, PredictRequest, settings) as candidates:
             job = partial(predict_table, candidates.table, request.app.state.models)
@@ -204,7 +204,7 @@ async def _run(request: Request, job: Any) -> Any:
 def _warm_up(models: dict) -> None:
     import pandas as pd
 
-    from screening.rank import rank_candidates
+    from sse_screen.screening.rank import rank_candidates
 
     rank_candidates(pd.DataFrame({"formula": ["Li3PS4"]}), models)
 
@@ -269,7 +269,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, settings: Settings | None =
     """
     import uvicorn
 
-    from screening.predict import load_models
+    from sse_screen.screening.predict import load_models
 
     settings = settings or Settings.from_env()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

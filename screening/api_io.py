@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from screening.settings import Settings
+from sse_screen.screening.settings import Settings
 
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 UPLOAD_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".pq", ".zip")
@@ -183,7 +183,7 @@ async def read_request_table(request: Request, model: type[BaseModel], settings:
 
 
 async def _read_upload(request: Request, model: type[BaseModel], folder: Path) -> Candidates:
-    from screening.table_io import InputError, read_candidates
+    from sse_screen.screening.table_io import InputError, read_candidates
 
     try:
         form = await request.form(max_files=1, max_fields=10)
@@ -239,8 +239,8 @@ def _cif_root(table: pd.DataFrame) -> Path | None:
 
 def validate_options(options: Any) -> None:
     """Raise 422 for options the checks or the scoring would refuse (unknown element, unknown objective, ...)."""
-    from screening.checks import run_checks
-    from screening.ranking import active_objectives
+    from sse_screen.screening.checks import run_checks
+    from sse_screen.screening.ranking import active_objectives
 
     try:
         run_checks(["LiCl"], config=options.check_config())
@@ -262,7 +262,7 @@ def finite(value: Any) -> Any:
 
 def dataframe_response(table: pd.DataFrame, *, format: str, filename: str, models: Mapping[str, str]) -> Response:
     """The result table as JSON (``{"columns", "summary", "models", "rows"}``, NaN -> null) or a CSV download."""
-    from screening.table_io import neutralise_csv_cells
+    from sse_screen.screening.table_io import neutralise_csv_cells
 
     if format == "csv":
         text = neutralise_csv_cells(table).to_csv(index=False)

@@ -60,8 +60,8 @@ from typing import Final
 
 import numpy as np
 
-from features.elements import ELEMENT_SYMBOLS, N_ELEMENTS, SYMBOL_INDEX, pymatgen_column
-from features.formula import ParsedBatch
+from sse_screen.features.elements import ELEMENT_SYMBOLS, N_ELEMENTS, SYMBOL_INDEX, pymatgen_column
+from sse_screen.features.formula import ParsedBatch
 
 __all__ = [
     "MAX_SIGN_ELEMENTS",

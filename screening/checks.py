@@ -30,9 +30,9 @@ from typing import Final, Literal
 import numpy as np
 import pandas as pd
 
-from features.elements import ELEMENT_SYMBOLS, N_ELEMENTS, SYMBOL_INDEX, pymatgen_column
-from features.formula import ParsedBatch, parse_batch
-from screening.charge_balance import charge_balance_verdicts
+from sse_screen.features.elements import ELEMENT_SYMBOLS, N_ELEMENTS, SYMBOL_INDEX, pymatgen_column
+from sse_screen.features.formula import ParsedBatch, parse_batch
+from sse_screen.screening.charge_balance import charge_balance_verdicts
 
 __all__ = [
     "DEFAULT_EXCLUSIONS",

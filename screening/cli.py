@@ -130,9 +130,9 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_featurize(args: argparse.Namespace) -> int:
-    from screening.featurize import featurize_table
-    from screening.progress import progress_reporter
-    from screening.table_io import read_candidates, write_table
+    from sse_screen.screening.featurize import featurize_table
+    from sse_screen.screening.progress import progress_reporter
+    from sse_screen.screening.table_io import read_candidates, write_table
 
     table = read_candidates(args.input, formula_column=args.formula_column)
     with progress_reporter(total=len(table), description="featurizing", quiet=args.quiet) as advance:
@@ -149,9 +149,9 @@ def _cmd_featurize(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from screening.predict import load_models, predict_table
-    from screening.progress import progress_reporter
-    from screening.table_io import read_candidates, write_table
+    from sse_screen.screening.predict import load_models, predict_table
+    from sse_screen.screening.progress import progress_reporter
+    from sse_screen.screening.table_io import read_candidates, write_table
 
     table = read_candidates(args.input, formula_column=args.formula_column)
     models = load_models(
@@ -172,7 +172,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 def _rank_options(args: argparse.Namespace):
     import tomllib
 
-    from screening.rank import RankOptions
+    from sse_screen.screening.rank import RankOptions
 
     config: dict = {}
     if args.config:
@@ -206,10 +206,10 @@ def _rank_options(args: argparse.Namespace):
 
 
 def _cmd_rank(args: argparse.Namespace) -> int:
-    from screening.predict import load_models
-    from screening.progress import progress_reporter
-    from screening.rank import rank_candidates
-    from screening.table_io import read_candidates, write_table
+    from sse_screen.screening.predict import load_models
+    from sse_screen.screening.progress import progress_reporter
+    from sse_screen.screening.rank import rank_candidates
+    from sse_screen.screening.table_io import read_candidates, write_table
 
     options = _rank_options(args)
     table = read_candidates(args.input, formula_column=args.formula_column)
@@ -258,8 +258,8 @@ def _print_top(ranked) -> None:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from screening.api import serve
-    from screening.settings import Settings
+    from sse_screen.screening.api import serve
+    from sse_screen.screening.settings import Settings
 
     uris = {"stability": args.stability_model, "band_gap": args.band_gap_model, "conductivity": args.conductivity_model}
     overrides = {"max_upload_bytes": int(args.max_upload_mb * 2**20)} if args.max_upload_mb else {}
@@ -269,10 +269,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     if args.train_args[:1] == ["conductivity"]:
-        from experiments.train_conductivity import main as train_conductivity
+        from sse_screen.experiments.train_conductivity import main as train_conductivity
 
         return train_conductivity(args.train_args[1:])
-    from experiments.train_property import main as train_main
+    from sse_screen.experiments.train_property import main as train_main
 
     return train_main(args.train_args)
 
@@ -305,8 +305,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _is_user_error(exc: Exception) -> bool:
-    from models.registry import ModelNotFoundError
-    from screening.table_io import InputError
+    from sse_screen.models.registry import ModelNotFoundError
+    from sse_screen.screening.table_io import InputError
 
     return isinstance(
         exc, UserError | InputError | ModelNotFoundError | FileNotFoundError | PermissionError | IsADirectoryError

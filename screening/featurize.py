@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from features.composition import CompositionFeaturizer
+from sse_screen.features.composition import CompositionFeaturizer
 
 DEFAULT_CHUNK_ROWS = 100_000
 

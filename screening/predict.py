@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from models.conductivity import load_conductivity_model
-from models.property_model import load_property_model
-from screening.structures import read_structures
+from sse_screen.models.conductivity import load_conductivity_model
+from sse_screen.models.property_model import load_property_model
+from sse_screen.screening.structures import read_structures
 
 #: Tasks served by ``sse-screen predict``, in output-column order.
 PREDICT_TASKS = ("stability", "band_gap", "conductivity")

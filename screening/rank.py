@@ -9,9 +9,9 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from screening.checks import DEFAULT_EXCLUSIONS, CheckConfig
-from screening.predict import predict_table
-from screening.ranking import rank_table
+from sse_screen.screening.checks import DEFAULT_EXCLUSIONS, CheckConfig
+from sse_screen.screening.predict import predict_table
+from sse_screen.screening.ranking import rank_table
 
 STATUS_ORDER = {"ranked": 0, "rejected": 1, "invalid": 2}
 #: Rows whose prediction drivers are computed (per-row xgboost contributions cost more than a prediction).

@@ -38,7 +38,7 @@ from typing import Final, Literal
 import numpy as np
 import pandas as pd
 
-from screening.checks import CheckConfig, Mode, check_limits, objective_value, run_checks
+from sse_screen.screening.checks import CheckConfig, Mode, check_limits, objective_value, run_checks
 
 __all__ = [
     "DEFAULT_OBJECTIVES",

@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from features.structure import StructureError, read_cif
+from sse_screen.features.structure import StructureError, read_cif
 
 #: Largest total size of CIFs extracted from one zip (bytes): a zip bomb gets an error, not the disk.
 MAX_ZIP_BYTES = 500 * 1024 * 1024

@@ -43,7 +43,7 @@ def read_candidates(path: str | Path, *, formula_column: str = "formula") -> pd.
         raise InputError(f"{path}: no such file")
     suffix = path.suffix.lower()
     if path.is_dir() or suffix == ".zip":
-        from screening.structures import StructureInputError, cif_candidates
+        from sse_screen.screening.structures import StructureInputError, cif_candidates
 
         try:
             return cif_candidates(path)
@@ -148,7 +148,7 @@ def write_table(table: pd.DataFrame, path: str | Path) -> Path:
     elif suffix == ".parquet":
         table.to_parquet(path, index=False)
     elif suffix == ".html":
-        from screening.report import html_report
+        from sse_screen.screening.report import html_report
 
         path.write_text(html_report(table, source=f"{path.stem}:"), encoding="utf-8")
     else:

@@ -28,7 +28,7 @@ _CLEANUP: list[bool] = []
 def model_uris_for_tests(config: pytest.Config) -> dict[str, str]:
     """Model URIs for the test servers: the shipped bundle of a task if there is one, else a small bundle trained
     once and kept in pytest's cache folder (retrained if it no longer loads, e.g. after a featurizer change)."""
-    from models.property_model import PropertyModel
+    from sse_screen.models.property_model import PropertyModel
 
     if "uris" in _BUNDLES:
         return _BUNDLES["uris"]
@@ -78,9 +78,9 @@ def build_bundles(root: Path, *, only_missing: bool = False) -> dict[str, str]:
     ``decomposition`` column): building that hull costs ~20 s per process, too much for three test servers.
     Training both took 1.5-2.5 min on 2 cores busy with other work; the bundles are then reused from the cache.
     """
-    from features.datasets import load_mp_e_hull, load_mp_gap
-    from models.persistence import SHIPPED_ROOT
-    from models.property_model import PropertyModel
+    from sse_screen.features.datasets import load_mp_e_hull, load_mp_gap
+    from sse_screen.models.persistence import SHIPPED_ROOT
+    from sse_screen.models.property_model import PropertyModel
 
     meta = {"training_data_sha256": "0" * 64, "metrics": {}}
     uris = {}

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from api_support import EXAMPLE_FORMULAS, model_uris_for_tests, shared_server
 
-from features.datasets import data_dir
+from sse_screen.features.datasets import data_dir
 
 CIFS = sorted((data_dir() / "obelix" / "randomized_cifs").glob("*.cif"))[:2]
 TOKEN = "s3cret-token"
@@ -66,8 +66,8 @@ def test_health_openapi_and_page(client: httpx.Client) -> None:
 
 
 def test_rank_json_matches_the_pure_function_row_by_row(client: httpx.Client, pytestconfig: pytest.Config) -> None:
-    from screening.predict import load_models
-    from screening.rank import RankOptions, rank_candidates
+    from sse_screen.screening.predict import load_models
+    from sse_screen.screening.rank import RankOptions, rank_candidates
 
     formulas = [*EXAMPLE_FORMULAS, None, "   "]
     response = client.post("/api/rank", json={"formulas": formulas, "weights": {"cost": 0}, "mode": "pessimistic"})
@@ -266,8 +266,8 @@ def test_create_app_loads_models_in_its_lifespan(pytestconfig: pytest.Config) ->
     """The factory path (`uvicorn --factory`, no models passed in): models are loaded once, at start-up."""
     from fastapi.testclient import TestClient
 
-    from screening.api import create_app
-    from screening.settings import Settings
+    from sse_screen.screening.api import create_app
+    from sse_screen.screening.settings import Settings
 
     app = create_app(Settings(model_uris=model_uris_for_tests(pytestconfig)))
     assert not hasattr(app.state, "models")  # nothing loaded at build time
@@ -279,7 +279,7 @@ def test_create_app_loads_models_in_its_lifespan(pytestconfig: pytest.Config) ->
 
 
 def test_settings_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    from screening.settings import Settings
+    from sse_screen.screening.settings import Settings
 
     monkeypatch.setenv("SSE_SCREEN_API_TOKEN", "abc")
     monkeypatch.setenv("SSE_SCREEN_MAX_UPLOAD_BYTES", "1000")

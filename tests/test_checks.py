@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.datasets import load_obelix
-from features.formula import parse_batch
-from screening.charge_balance import charge_balance
-from screening.checks import CheckConfig, check_charge_balance, check_limits, objective_value, run_checks
+from sse_screen.features.datasets import load_obelix
+from sse_screen.features.formula import parse_batch
+from sse_screen.screening.charge_balance import charge_balance
+from sse_screen.screening.checks import CheckConfig, check_charge_balance, check_limits, objective_value, run_checks
 
 #: Reasons a chemist accepts for rejecting a known electrolyte: only the configurable toxic-element policy.
 ACCEPTED_OBELIX_REASONS = ("(toxic, excluded)",)
@@ -187,7 +187,7 @@ def test_works_by_distinct_formula_on_many_rows() -> None:
 
 
 def test_cost_column_matches_the_electrolyte_feature() -> None:
-    from features.composition import CompositionFeaturizer
+    from sse_screen.features.composition import CompositionFeaturizer
 
     formulas = ["Li7La3Zr2O12", "Li3PS4", "Li6.4La3Zr1.4Ta0.6O12"]
     featurizer = CompositionFeaturizer(preset="electrolyte").fit(formulas)

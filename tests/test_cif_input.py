@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from features.datasets import data_dir
-from screening.predict import load_models, predict_table
-from screening.table_io import InputError, read_candidates
+from sse_screen.features.datasets import data_dir
+from sse_screen.screening.predict import load_models, predict_table
+from sse_screen.screening.table_io import InputError, read_candidates
 
 CIFS = sorted((data_dir() / "obelix" / "randomized_cifs").glob("*.cif"))[:3]
 

@@ -16,7 +16,7 @@ EXAMPLE = ROOT / "examples" / "candidates.csv"
 
 def run_cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "screening.cli", *map(str, args)], capture_output=True, text=True, timeout=300, cwd=ROOT
+        [sys.executable, "-m", "sse_screen.screening.cli", *map(str, args)], capture_output=True, text=True, timeout=300, cwd=ROOT
     )
 
 
@@ -83,7 +83,7 @@ def test_bad_output_suffix_and_missing_input_exit_2(tmp_path: Path) -> None:
 
 def test_help_is_fast_and_lists_featurize() -> None:
     result = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "screening.cli", "--help"],
+        [sys.executable, "-X", "importtime", "-m", "sse_screen.screening.cli", "--help"],
         capture_output=True,
         text=True,
         timeout=60,

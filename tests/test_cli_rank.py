@@ -16,7 +16,7 @@ EXAMPLE = ROOT / "examples" / "candidates.csv"
 
 def rank(*args: str | Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "screening.cli", "rank", *map(str, args)],
+        [sys.executable, "-m", "sse_screen.screening.cli", "rank", *map(str, args)],
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -15,8 +15,8 @@ from sklearn.exceptions import NotFittedError
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from features.composition import CompositionFeaturizer, FormulaError
-from features.elements import ELEMENT_SYMBOLS, MAGPIE_PROPERTIES, magpie_table, pymatgen_table
+from sse_screen.features.composition import CompositionFeaturizer, FormulaError
+from sse_screen.features.elements import ELEMENT_SYMBOLS, MAGPIE_PROPERTIES, magpie_table, pymatgen_table
 
 matminer_composite = pytest.importorskip("matminer.featurizers.composition")
 DATA = Path(__file__).resolve().parents[1] / "data"

@@ -14,8 +14,8 @@ import pytest
 from pymatgen.core import Lattice, Structure
 from sklearn.base import clone
 
-from features.datasets import data_dir, load_obelix
-from models.conductivity import ConductivityModel, conductivity_report, load_conductivity_model
+from sse_screen.features.datasets import data_dir, load_obelix
+from sse_screen.models.conductivity import ConductivityModel, conductivity_report, load_conductivity_model
 
 ROOT = Path(__file__).resolve().parents[1]
 CIFS = data_dir() / "obelix" / "randomized_cifs"
@@ -137,7 +137,7 @@ def test_train_script_registers_against_a_real_mlflow_server(mlflow_server: str,
     env.pop("SSE_SCREEN_CONDUCTIVITY_MODEL_URI", None)
     ship = tmp_path / "shipped"
     run = subprocess.run(
-        [sys.executable, "-m", "experiments.train_conductivity", "--quick", "--limit", "160", "--no-anchor",
+        [sys.executable, "-m", "sse_screen.experiments.train_conductivity", "--quick", "--limit", "160", "--no-anchor",
          "--registered-model", "e2e-cond", "--ship", str(ship)],
         capture_output=True, text=True, timeout=600, env=env, cwd=ROOT,
     )  # fmt: skip

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features import datasets
-from features.datasets import (
+from sse_screen.features import datasets
+from sse_screen.features.datasets import (
     aggregate_by_composition,
     find_duplicates,
     load_li_pool,

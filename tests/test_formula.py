@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from pymatgen.core import Composition, Species
 
-from features.elements import ELEMENT_SYMBOLS
-from features.formula import FormulaError, as_formula_list, fraction_matrix, parse_batch, parse_formula
+from sse_screen.features.elements import ELEMENT_SYMBOLS
+from sse_screen.features.formula import FormulaError, as_formula_list, fraction_matrix, parse_batch, parse_formula
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 

@@ -10,11 +10,11 @@ import pytest
 from pymatgen.core import Composition
 from sklearn.base import clone
 
-from features.datasets import load_mp_e_hull, load_mp_gap
-from models.explain import explain_rows
-from models.property_model import PropertyModel
-from models.reference import reference_hull
-from models.uncertainty import calibrate
+from sse_screen.features.datasets import load_mp_e_hull, load_mp_gap
+from sse_screen.models.explain import explain_rows
+from sse_screen.models.property_model import PropertyModel
+from sse_screen.models.reference import reference_hull
+from sse_screen.models.uncertainty import calibrate
 
 SMALL = {"n_estimators": 40, "n_folds": 3, "max_depth": 5, "learning_rate": 0.15, "n_jobs": 2}
 

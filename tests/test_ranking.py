@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from screening.checks import CheckConfig
-from screening.ranking import (
+from sse_screen.screening.checks import CheckConfig
+from sse_screen.screening.ranking import (
     DEFAULT_OBJECTIVES,
     OUTPUT_COLUMNS,
     Objective,

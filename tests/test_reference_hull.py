@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from sklearn.base import clone
 
-from features.reference_hull import (
+from sse_screen.features.reference_hull import (
     NUMERIC_FEATURE_NAMES,
     ReferenceHull,
     ReferenceHullFeaturizer,
@@ -178,14 +178,14 @@ DOPED = [
 
 @pytest.fixture(scope="module")
 def mp_hull() -> ReferenceHull:
-    from models.reference import reference_hull
+    from sse_screen.models.reference import reference_hull
 
     return reference_hull()
 
 
 @pytest.fixture(scope="module")
 def real_formulas() -> list[str]:
-    from features.datasets import load_mp_e_hull, load_obelix
+    from sse_screen.features.datasets import load_mp_e_hull, load_obelix
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # one OBELiX formula pymatgen cannot parse: dropped below
@@ -301,7 +301,7 @@ def test_facet_hull_locates_like_pymatgen() -> None:
     from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
     from pymatgen.core import Composition
 
-    from features.hull_facets import FacetHull
+    from sse_screen.features.hull_facets import FacetHull
 
     ref = pd.read_csv(DATA / "mp_e_form" / "mp_e_form.csv", keep_default_na=False)
     ref = ref[ref["formula"].map(lambda f: set(re.findall(r"[A-Z][a-z]?", f)) <= {"Li", "P", "S", "Cl"})]

@@ -10,8 +10,8 @@ import pytest
 from pymatgen.core import Lattice, Structure
 from sklearn.base import clone
 
-from features.datasets import data_dir, load_obelix
-from features.structure import FEATURES, SITE_FEATURES, StructureError, StructureFeaturizer, read_cif
+from sse_screen.features.datasets import data_dir, load_obelix
+from sse_screen.features.structure import FEATURES, SITE_FEATURES, StructureError, StructureFeaturizer, read_cif
 
 CIFS = data_dir() / "obelix" / "randomized_cifs"
 COLUMN = {name: i for i, name in enumerate(FEATURES)}

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from screening.table_io import InputError, neutralise_csv_cells, read_candidates, write_table
+from sse_screen.screening.table_io import InputError, neutralise_csv_cells, read_candidates, write_table
 
 
 def test_csv_keeps_rows_order_columns_and_sodium_nitride(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import xgboost
 
-from experiments.tracking import (
+from sse_screen.experiments.tracking import (
     RegistrationError,
     TrackingUnavailable,
     log_and_register,
@@ -19,9 +19,9 @@ from experiments.tracking import (
     registered_model_name,
     setup_tracking,
 )
-from experiments.train_demo import FEATURES, TARGET, demo_metadata, main, make_synthetic, train_demo
-from models.persistence import BundleError, load_bundle, save_bundle, sha256_file, shipped_model_dir
-from models.registry import ModelNotFoundError, model_uri_env_var, resolve_model, tracking_uri
+from sse_screen.experiments.train_demo import FEATURES, TARGET, demo_metadata, main, make_synthetic, train_demo
+from sse_screen.models.persistence import BundleError, load_bundle, save_bundle, sha256_file, shipped_model_dir
+from sse_screen.models.registry import ModelNotFoundError, model_uri_env_var, resolve_model, tracking_uri
 
 
 def _fit_bundle(path: Path, data: Path, *, task: str = "stability", n_estimators: int = 5) -> Path:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from models.property_model import load_property_model
+from sse_screen.models.property_model import load_property_model
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "candidates.csv"
@@ -19,7 +19,7 @@ EXAMPLE = ROOT / "examples" / "candidates.csv"
 
 def cli(*args: str | Path, env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "screening.cli", *map(str, args)],
+        [sys.executable, "-m", "sse_screen.screening.cli", *map(str, args)],
         capture_output=True,
         text=True,
         timeout=timeout,
