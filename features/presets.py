@@ -11,7 +11,13 @@ from typing import Final, Literal
 
 import numpy as np
 
-from sse_screen.features.elements import MAGPIE_PROPERTIES, MAGPIE_PROPERTY_INFO, SYMBOL_INDEX, magpie_table, pymatgen_column
+from sse_screen.features.elements import (
+    MAGPIE_PROPERTIES,
+    MAGPIE_PROPERTY_INFO,
+    SYMBOL_INDEX,
+    magpie_table,
+    pymatgen_column,
+)
 from sse_screen.features.formula import ParsedBatch
 
 Preset = Literal["magpie", "electrolyte"]
@@ -92,11 +98,6 @@ def _electrolyte_extra_info() -> dict[str, tuple[str, str]]:
     )
     for ion in MOBILE_IONS:
         info[f"{ion} atomic fraction"] = (f"atomic fraction of {ion}", "1")
-    info["Li per formula unit"] = (
-        "Li atoms per formula unit of pymatgen's reduced formula (Li4P2S8 -> LiPS4: 1; non-integer formulas as "
-        "written)",
-        "atoms/f.u.",
-    )
     for an in ANIONS:
         info[f"{an} atomic fraction"] = (f"atomic fraction of {an}", "1")
     info["halide atomic fraction"] = ("atomic fraction of F + Cl + Br + I", "1")
@@ -202,14 +203,12 @@ def electrolyte_extra_block(batch: ParsedBatch, magpie: np.ndarray) -> np.ndarra
         avg_ionic = 0.5 * (frac[:, :, None] * frac[:, None, :] * ionic).sum(axis=(1, 2))
 
         mobile = _fraction_of(batch, frac, MOBILE_IONS)
-        li_amount = _fraction_of(batch, batch.amount, ("Li",))[:, 0]
-        li_per_fu = li_amount / batch.reduction_factor
         anions = _fraction_of(batch, frac, ANIONS)
         halide = _fraction_of(batch, frac, HALIDES).sum(axis=1)
         cost = _mass_weighted(batch, "cost_usd_per_kg")
         hhi_p = _mass_weighted(batch, "hhi_production")
         hhi_r = _mass_weighted(batch, "hhi_reserve")
-    cols = [n_el, *norms, *valence, max_ionic, avg_ionic, *mobile.T, li_per_fu, *anions.T, halide, cost, hhi_p, hhi_r]
+    cols = [n_el, *norms, *valence, max_ionic, avg_ionic, *mobile.T, *anions.T, halide, cost, hhi_p, hhi_r]
     out = np.column_stack(cols)
     out[~batch.ok] = np.nan
     return out

@@ -16,7 +16,11 @@ EXAMPLE = ROOT / "examples" / "candidates.csv"
 
 def run_cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "sse_screen.screening.cli", *map(str, args)], capture_output=True, text=True, timeout=300, cwd=ROOT
+        [sys.executable, "-m", "sse_screen.screening.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
     )
 
 

@@ -108,8 +108,7 @@ def test_cost_hhi_and_li_content_equal_pymatgen(fitted: CompositionFeaturizer) -
         cost = np.array([CostAnalyzer(CostDBElements()).get_cost_per_kg(f) for f in forms])
     np.testing.assert_allclose(ours[["hhi_production", "hhi_reserve"]].to_numpy(), hhi, rtol=1e-12)
     np.testing.assert_allclose(ours["cost_usd_per_kg"], cost, rtol=1e-9)
-    li_fu = [Composition(f)["Li"] / Composition(f).get_reduced_formula_and_factor()[1] for f in forms]
-    np.testing.assert_allclose(ours["Li per formula unit"], li_fu, rtol=0, atol=1e-12)
+    assert "Li per formula unit" not in ours.columns  # depended on how the formula was written
     np.testing.assert_allclose(ours["Li atomic fraction"], [Composition(f).get_atomic_fraction("Li") for f in forms])
     np.testing.assert_allclose(ours["halide atomic fraction"][:3], [0, 1 / 13, 6 / 10])
 
@@ -195,7 +194,7 @@ def test_set_output_pandas_and_pipeline(fitted: CompositionFeaturizer) -> None:
 def test_units_and_citations_cover_every_feature(fitted: CompositionFeaturizer) -> None:
     units = fitted.feature_units()
     assert list(units) == list(fitted.get_feature_names_out())
-    assert len(units) == 159 and all(desc and unit for desc, unit in units.values())
+    assert len(units) == 158 and all(desc and unit for desc, unit in units.values())
     assert units["MagpieData mean GSbandgap"][1] == "eV" and units["cost_usd_per_kg"][1] == "USD/kg"
     cites = fitted.citations()
     assert cites and all(c.startswith("@") for c in cites)
