@@ -98,6 +98,12 @@ def _electrolyte_extra_info() -> dict[str, tuple[str, str]]:
     )
     for ion in MOBILE_IONS:
         info[f"{ion} atomic fraction"] = (f"atomic fraction of {ion}", "1")
+    info["Li per formula unit"] = (
+        "Li atoms per formula unit of the composition's smallest integer formula, whatever scale it is written at "
+        "(Li4P2S8 -> LiPS4: 1; Li5Ge0.5PS6 -> Li10GeP2S12: 10; peroxide-like LiO -> Li2O2 as pymatgen reduces it); "
+        f"NaN when no multiplier up to {MAX_FORMULA_MULTIPLIER} makes every amount an integer",
+        "atoms/f.u.",
+    )
     for an in ANIONS:
         info[f"{an} atomic fraction"] = (f"atomic fraction of {an}", "1")
     info["halide atomic fraction"] = ("atomic fraction of F + Cl + Br + I", "1")
@@ -177,6 +183,68 @@ def _mass_weighted(batch: ParsedBatch, column: str) -> np.ndarray:
     return (mass * prop).sum(axis=1) / mass.sum(axis=1)
 
 
+#: Largest multiplier tried to turn a composition's amounts into integers (Li5.5PS4.5Cl1.5 needs 2, x = 0.05 needs 20).
+MAX_FORMULA_MULTIPLIER: Final = 200
+_INTEGER_TOLERANCE = 1e-8  # relative: far above float error, far below a written decimal
+#: Compositions pymatgen does not reduce fully (Composition.special_formulas): LiO is written Li2O2.
+_DOUBLED = (
+    {"Li": 1, "O": 1},
+    {"Na": 1, "O": 1},
+    {"K": 1, "O": 1},
+    {"H": 1, "O": 1},
+    {"Cs": 1, "O": 1},
+    {"Rb": 1, "O": 1},
+    {"O": 1},
+    {"N": 1},
+    {"F": 1},
+    {"Cl": 1},
+    {"H": 1},
+)
+
+
+def formula_unit_atoms(batch: ParsedBatch) -> np.ndarray:
+    """Atoms in the smallest integer formula unit of each row's composition, independent of the written scale.
+
+    The amounts are divided by the smallest one and multiplied by the smallest integer m <= MAX_FORMULA_MULTIPLIER
+    that makes all of them integers (within 1e-8, relative), then divided by their gcd; pymatgen's peroxide-like special
+    formulas are doubled (LiO -> Li2O2), so integer formulas get exactly the atoms of pymatgen's reduced formula.
+
+    Returns:
+        ``(n,)`` float64 atoms per formula unit; NaN for errors and for compositions no such m makes integer.
+    """
+    n = len(batch.errors)
+    out = np.full(n, np.nan)
+    amount = np.where(batch.mask, batch.amount, np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = amount / np.nanmin(np.where(batch.mask, amount, np.inf), axis=1, keepdims=True)
+    ratio = np.where(batch.mask, ratio, 0.0)
+    todo = np.flatnonzero(batch.ok)
+    ints = np.zeros(batch.amount.shape, dtype=np.int64)
+    for m in range(1, MAX_FORMULA_MULTIPLIER + 1):
+        if todo.size == 0:
+            break
+        scaled = ratio[todo] * m
+        near = np.abs(scaled - np.round(scaled)) <= _INTEGER_TOLERANCE * np.maximum(1.0, scaled)
+        hit = near.all(axis=1)
+        ints[todo[hit]] = np.round(scaled[hit]).astype(np.int64)
+        todo = todo[~hit]
+    resolved = np.flatnonzero(batch.ok & (ints.sum(axis=1) > 0))
+    g = np.gcd.reduce(ints[resolved], axis=1)
+    ints[resolved] //= g[:, None]
+    out[resolved] = ints[resolved].sum(axis=1)
+    special = {frozenset((SYMBOL_INDEX[s], c) for s, c in d.items()) for d in _DOUBLED}
+    for i in resolved[batch.mask[resolved].sum(axis=1) <= 2]:
+        m = batch.mask[i]
+        if frozenset(zip(batch.index[i][m].tolist(), ints[i][m].tolist(), strict=True)) in special:
+            out[i] *= 2
+    return out
+
+
+def frac_li_per_formula_unit(batch: ParsedBatch, li_fraction: np.ndarray) -> np.ndarray:
+    """Li atoms per smallest integer formula unit: Li atomic fraction x :func:`formula_unit_atoms`."""
+    return li_fraction * formula_unit_atoms(batch)
+
+
 def electrolyte_extra_block(batch: ParsedBatch, magpie: np.ndarray) -> np.ndarray:
     """Electrolyte descriptors after the Magpie block (labels and units in ``feature_info("electrolyte")``).
 
@@ -203,12 +271,13 @@ def electrolyte_extra_block(batch: ParsedBatch, magpie: np.ndarray) -> np.ndarra
         avg_ionic = 0.5 * (frac[:, :, None] * frac[:, None, :] * ionic).sum(axis=(1, 2))
 
         mobile = _fraction_of(batch, frac, MOBILE_IONS)
+        li_per_fu = frac_li_per_formula_unit(batch, _fraction_of(batch, frac, ("Li",))[:, 0])
         anions = _fraction_of(batch, frac, ANIONS)
         halide = _fraction_of(batch, frac, HALIDES).sum(axis=1)
         cost = _mass_weighted(batch, "cost_usd_per_kg")
         hhi_p = _mass_weighted(batch, "hhi_production")
         hhi_r = _mass_weighted(batch, "hhi_reserve")
-    cols = [n_el, *norms, *valence, max_ionic, avg_ionic, *mobile.T, *anions.T, halide, cost, hhi_p, hhi_r]
+    cols = [n_el, *norms, *valence, max_ionic, avg_ionic, *mobile.T, li_per_fu, *anions.T, halide, cost, hhi_p, hhi_r]
     out = np.column_stack(cols)
     out[~batch.ok] = np.nan
     return out

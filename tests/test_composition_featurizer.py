@@ -108,9 +108,26 @@ def test_cost_hhi_and_li_content_equal_pymatgen(fitted: CompositionFeaturizer) -
         cost = np.array([CostAnalyzer(CostDBElements()).get_cost_per_kg(f) for f in forms])
     np.testing.assert_allclose(ours[["hhi_production", "hhi_reserve"]].to_numpy(), hhi, rtol=1e-12)
     np.testing.assert_allclose(ours["cost_usd_per_kg"], cost, rtol=1e-9)
-    assert "Li per formula unit" not in ours.columns  # depended on how the formula was written
+    li_fu = [Composition(f)["Li"] / Composition(f).get_reduced_formula_and_factor()[1] for f in forms]
+    np.testing.assert_allclose(ours["Li per formula unit"], li_fu, rtol=0, atol=1e-12)
+
     np.testing.assert_allclose(ours["Li atomic fraction"], [Composition(f).get_atomic_fraction("Li") for f in forms])
     np.testing.assert_allclose(ours["halide atomic fraction"][:3], [0, 1 / 13, 6 / 10])
+
+
+def test_li_per_formula_unit_does_not_depend_on_how_the_formula_is_written(fitted: CompositionFeaturizer) -> None:
+    names = list(fitted.get_feature_names_out())
+    col = names.index("Li per formula unit")
+    groups = [
+        ["Li10GeP2S12", "Li5Ge0.5PS6", "(Li5Ge0.5PS6)2", "Li20Ge2P4S24"],  # 10
+        ["Li3PS4", "(Li2S)0.75(P2S5)0.25", "Li1.5P0.5S2"],  # 3
+        ["Li6.75La3Zr1.75Ta0.25O12", "Li27La12Zr7TaO48", "Li13.5La6Zr3.5Ta0.5O24"],  # 27
+        ["LiO", "Li2O2", "Li0.5O0.5"],  # pymatgen's Li2O2
+    ]
+    for group, expected in zip(groups, [10, 3, 27, 2], strict=True):
+        np.testing.assert_allclose(fitted.transform(group)[:, col], expected, rtol=0, atol=1e-9, err_msg=str(group))
+    # no integer formula within the multiplier limit: missing, not a number that depends on the notation
+    assert np.isnan(fitted.transform(["Li0.1234567S1"])[0, col])
 
 
 def test_nan_only_where_data_lack_values(fitted: CompositionFeaturizer) -> None:
@@ -194,7 +211,7 @@ def test_set_output_pandas_and_pipeline(fitted: CompositionFeaturizer) -> None:
 def test_units_and_citations_cover_every_feature(fitted: CompositionFeaturizer) -> None:
     units = fitted.feature_units()
     assert list(units) == list(fitted.get_feature_names_out())
-    assert len(units) == 158 and all(desc and unit for desc, unit in units.values())
+    assert len(units) == 159 and all(desc and unit for desc, unit in units.values())
     assert units["MagpieData mean GSbandgap"][1] == "eV" and units["cost_usd_per_kg"][1] == "USD/kg"
     cites = fitted.citations()
     assert cites and all(c.startswith("@") for c in cites)
@@ -222,3 +239,20 @@ def test_element_tables_match_their_sources() -> None:
     for s in ELEMENT_SYMBOLS:
         got = tuple(pmg.loc[s, ["hhi_production", "hhi_reserve"]])
         assert got == hhi[s] if s in hhi else np.isnan(got).all()
+
+
+def test_li_per_formula_unit_equals_pymatgen_reduced_formula_on_integer_training_data() -> None:
+    """The shipped stability and band-gap models were fitted on Materials Project formulas (all integer): for them
+    the scale-free definition must give exactly what pymatgen's reduced formula gave."""
+    from sse_screen.features.datasets import data_dir
+    from sse_screen.features.formula import parse_batch
+    from sse_screen.features.presets import frac_li_per_formula_unit
+
+    forms = pd.read_csv(data_dir() / "mp_e_hull" / "train.csv", keep_default_na=False)["formula"].astype(str)
+    batch = parse_batch(forms.tolist())
+    is_li = (batch.index == 2) & batch.mask  # Li is Z = 3
+    pymatgen_li_per_fu = (batch.amount * is_li).sum(axis=1) / batch.reduction_factor
+    li_fraction = (batch.fractions() * is_li).sum(axis=1)
+    ours = frac_li_per_formula_unit(batch, li_fraction)
+    assert batch.ok.all()
+    np.testing.assert_allclose(ours, pymatgen_li_per_fu, rtol=1e-12, atol=1e-12)
