@@ -7,13 +7,23 @@ bit for bit, including its float arithmetic). Anything outside that grammar (whi
 exponents such as ``1e-3``, ``{}``, ``@``, isotopes ``D``/``T``, unknown symbols) falls back to pymatgen itself,
 so every formula pymatgen accepts parses to the same amounts.
 
-Deliberate differences from pymatgen, because a chemist would rather be told:
-- a zero amount (``Li0O``) is an error (pymatgen silently drops the element), and so are negative and non-finite
-  amounts and an empty formula;
-- a symbol that is not one of the 118 elements (``Xx2O``) is an error (pymatgen makes a dummy species).
+Every string is first normalised by :func:`features.formula_text.normalize_formula`: Unicode subscripts and
+full-width characters become ASCII, hydrate/adduct dots (``Li3PS4·H2O``, ``CuSO4·5H2O``) and numbered glass notation
+(``0.75Li2S-0.25P2S5``) become sums of parts. Plain formulas pass through it unchanged.
 
-Like pymatgen, a hydrate dot is read as a decimal point: ``CuSO4.5H2O`` is Cu S O5.5 H2. Write hydrates as
-``CuSO4(H2O)5``. ``*`` is not accepted (pymatgen rejects it too).
+Deliberate differences from pymatgen, because a chemist would rather be told:
+- a zero amount (``Li0O``, or ``Li1e-12O``, below pymatgen's 1e-8) is an error (pymatgen silently drops the
+  element), and so are negative amounts and an empty formula;
+- absurd amounts are errors: any element amount or number written above :data:`MAX_ATOMS_PER_FORMULA` (1e6) or
+  not finite (``Li1e308Cl``, ``Li999999999999999999999Cl``), and any element below :data:`MIN_ATOMIC_FRACTION`
+  (1e-6) of the atoms, which the canonical composition key (6 decimals) and the features could not see. Inside
+  these bounds no feature computation can overflow;
+- a symbol that is not one of the 118 elements (``Xx2O``) is an error (pymatgen makes a dummy species);
+- an error reason ends with a hint when a typo is likely (``li3ps4``: "did you mean Li3PS4?"); :func:`formula_hint`
+  gives the same hints for formulas that parse (``Li7La3Zr2012``: "did you mean O12? a digit 0 follows Zr").
+
+Like pymatgen, a plain ASCII dot is a decimal point: ``CuSO4.5H2O`` is Cu S O5.5 H2 (and gets a hint). Write
+hydrates as ``CuSO4·5H2O`` or ``CuSO4(H2O)5``. ``*`` is not accepted (pymatgen rejects it too).
 
 Parsing is cached per distinct string (candidate lists repeat), so the cost of a batch scales with its number of
 distinct formulas.
@@ -33,12 +43,16 @@ import numpy as np
 import pandas as pd
 
 from sse_screen.features.elements import ELEMENT_SYMBOLS, N_ELEMENTS, SYMBOL_INDEX
+from sse_screen.features.formula_text import NotationError, hints, normalize_formula
 
 __all__ = [
     "ELEMENT_SYMBOLS",
+    "MAX_ATOMS_PER_FORMULA",
+    "MIN_ATOMIC_FRACTION",
     "FormulaError",
     "ParsedBatch",
     "as_formula_list",
+    "formula_hint",
     "fraction_matrix",
     "parse_batch",
     "parse_formula",
@@ -47,6 +61,11 @@ __all__ = [
 # Tokens of the fast grammar; any other character lands in the last group and sends the formula to pymatgen.
 _TOKEN = re.compile(r"([A-Z][a-z]*)([\d.]*)|([(\[])|[)\]]([\d.]*)|([\s\S])")
 _AMOUNT_TOLERANCE = 1e-8  # pymatgen's Composition.amount_tolerance
+#: Largest amount of an element, and largest number written in a formula (amount, group multiplier or coefficient).
+MAX_ATOMS_PER_FORMULA = 1e6
+#: Smallest atomic fraction of an element: the canonical key (6 decimals) would drop anything smaller.
+MIN_ATOMIC_FRACTION = 1e-6
+_NUMBER = re.compile(r"(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?")
 #: pymatgen's "do not fully reduce" formulas (Composition.special_formulas): reduced amounts -> factor halves.
 _SPECIAL_REDUCED = frozenset(
     frozenset(d.items())
@@ -106,6 +125,8 @@ def _fast_parse(formula: str) -> dict[str, float]:
                 if len(stack) == 1 or not stack[-1]:
                     raise _Fallback  # unbalanced or empty group: let pymatgen word the error
                 factor = float(mult) if mult else 1.0
+                if factor > MAX_ATOMS_PER_FORMULA:
+                    raise _Fallback  # let _check_numbers word it
                 group: dict[str, float] = {}
                 for s, a in stack.pop():
                     group[s] = group.get(s, 0.0) + a * factor
@@ -133,7 +154,11 @@ def _pymatgen_parse(formula: str) -> dict[str, float]:
         if "negative" in str(exc):
             raise FormulaError("negative amount", formula=formula) from exc
         raise FormulaError(f"cannot parse formula ({_parse_problem(formula, exc)})", formula=formula) from exc
-    return _amounts_from_composition(comp, formula, DummySpecies)
+    amounts = _amounts_from_composition(comp, formula, DummySpecies)
+    for symbol in re.findall(r"[A-Z][a-z]*", formula):  # pymatgen drops amounts below 1e-8 (Li1e-12O)
+        if symbol not in amounts and not (symbol in "DT" and "H" in amounts):
+            raise FormulaError(f"amount of {symbol} is zero (below {_shown(_AMOUNT_TOLERANCE)})", formula=formula)
+    return amounts
 
 
 def _parse_problem(formula: str, exc: Exception) -> str:
@@ -146,8 +171,8 @@ def _parse_problem(formula: str, exc: Exception) -> str:
             return "a closing bracket has no opening one"
     if depth > 0:
         return "an opening bracket is never closed"
-    if "*" in formula or "·" in formula:
-        return f"{exc}; write hydrates as CuSO4(H2O)5"
+    if "*" in formula:
+        return f"{exc}; write hydrates as CuSO4·5H2O or CuSO4(H2O)5"
     return str(exc)
 
 
@@ -160,28 +185,87 @@ def _amounts_from_composition(comp: Any, formula: object, dummy_type: type) -> d
     return out
 
 
+def _shown(value: float) -> str:
+    """A number as a chemist writes it: 2012, 1e308, 1e-7, 1e6."""
+    return re.sub(r"e\+?(-?)0*(\d)", r"e\1\2", f"{value:.6g}")
+
+
 def _validate(amounts: dict[str, float], formula: object) -> dict[str, float]:
+    """Reject empty, zero, negative and absurd amounts (see the module docstring for the bounds)."""
     if not amounts:
         raise FormulaError("formula has no atoms", formula=formula)
+    low, high, total = min(amounts.values()), max(amounts.values()), sum(amounts.values())
+    if low >= _AMOUNT_TOLERANCE and high <= MAX_ATOMS_PER_FORMULA and low >= MIN_ATOMIC_FRACTION * total:
+        return amounts  # the common case, decided without a loop (NaN fails every comparison)
+    bound = f"at most {_shown(MAX_ATOMS_PER_FORMULA)} atoms per formula"
     for sym, amt in amounts.items():
         if not math.isfinite(amt):
-            raise FormulaError(f"amount of {sym} is not finite", formula=formula)
+            raise FormulaError(f"amount of {sym} is not finite ({bound})", formula=formula)
         if amt < 0:
             raise FormulaError(f"amount of {sym} is negative", formula=formula)
         if amt < _AMOUNT_TOLERANCE:
             raise FormulaError(f"amount of {sym} is zero", formula=formula)
-    return amounts
+        if amt > MAX_ATOMS_PER_FORMULA:
+            raise FormulaError(f"amount {_shown(amt)} of {sym} is out of range ({bound})", formula=formula)
+    sym = min(amounts, key=amounts.__getitem__)
+    raise FormulaError(
+        f"{sym} is {_shown(amounts[sym] / total)} of the atoms, below {_shown(MIN_ATOMIC_FRACTION)} "
+        "(the composition key and the features cannot resolve less)",
+        formula=formula,
+    )
+
+
+def _check_numbers(text: str, formula: object) -> None:
+    """Every number written (amount, group multiplier, coefficient) must be finite and at most the bound."""
+    for token in _NUMBER.findall(text):
+        try:
+            value = float(token)
+        except ValueError:  # "2.5.3": the parser has already rejected it
+            continue
+        if not value <= MAX_ATOMS_PER_FORMULA:
+            raise FormulaError(
+                f"number {token} is out of range (at most {_shown(MAX_ATOMS_PER_FORMULA)} atoms per formula)",
+                formula=formula,
+            )
 
 
 def _parse_str_uncached(formula: str) -> dict[str, float]:
-    text = formula.strip()
-    if not text:
-        raise FormulaError("empty formula", formula=formula)
     try:
-        amounts = _fast_parse(text)
-    except _Fallback:
-        amounts = _pymatgen_parse(text)
-    return _validate(amounts, formula)
+        text = normalize_formula(formula)
+        if not text:
+            raise FormulaError("empty formula", formula=formula)
+        try:
+            amounts = _validate(_fast_parse(text), formula)
+        except _Fallback:
+            amounts = _validate(_pymatgen_parse(text), formula)
+            _check_numbers(text, formula)  # the fast path sends large multipliers here
+    except (FormulaError, NotationError) as exc:
+        reason = "; ".join([exc.reason, *hints(formula)])
+        raise FormulaError(reason, formula=formula) from exc
+    return amounts
+
+
+@functools.lru_cache(maxsize=1 << 20)
+def _hint_cached(formula: str) -> str | None:
+    return "; ".join(hints(formula, parses=not isinstance(_parse_cached(formula), str))) or None
+
+
+def formula_hint(formula: object) -> str | None:
+    """A hint naming a likely typo in a formula, for formulas that parse as well as for those that do not.
+
+    Cheap (text only, cached per distinct string) and never raises. For a formula that does not parse, the same
+    hint already ends the error reason of :func:`parse_formula` / :func:`parse_batch`; for one that parses (it is
+    syntactically valid, e.g. ``Li7La3Zr2012`` is Zr2012), callers such as the screening checks can show it as a
+    warning.
+
+    Args:
+        formula: The formula as given (anything; non-strings get no hint).
+
+    Returns:
+        ``"; "``-joined hints, e.g. ``"did you mean O12? a digit 0 follows Zr (Li7La3Zr2O12)"``,
+        ``"did you mean Li3PS4?"``, or None when nothing looks wrong.
+    """
+    return _hint_cached(formula) if isinstance(formula, str) else None
 
 
 _Parsed = tuple[tuple[int, ...], tuple[float, ...], float]  # element columns, amounts, reduction factor
