@@ -24,9 +24,9 @@ pymatgen's amounts. A plain ``.`` stays a decimal point (``CuSO4.5H2O`` is Cu S 
 
 Hints (:func:`hints`) name likely typos, cheaply, from the text alone:
 
-- a digit ``0`` typed for the letter ``O``: an integer amount with a leading zero (``LiNb03``), or an amount above
-  100 that is at least 50 times every other amount and splits at a ``0`` into two amounts of at most 100
-  (``Li7La3Zr2012`` -> Zr2 O12), in a formula of two or more elements with no O otherwise. On the 154k distinct
+- a digit ``0`` typed for the letter ``O``, in a formula with no O otherwise: an integer amount with a leading zero
+  (``LiNb03``, ``Li0``), or an amount above 100 that is at least 50 times every other amount and splits at a ``0``
+  into two amounts of at most 100 (``Li7La3Zr2012`` -> Zr2 O12; only with two or more elements). On the 154k distinct
   formulas of the bundled data sets this flags none;
 - letters that only make element symbols with another case, or with ``l`` and ``I`` swapped (``li3ps4`` ->
   ``Li3PS4``, ``Lil`` -> ``LiI``); the suggestions that change fewest letters are given (at most three);
@@ -156,6 +156,9 @@ _DWARF_FACTOR = 50.0  # ... and how much larger than every other amount the amou
 _ZERO_SUSPECT = re.compile(r"[A-Za-z](?:0|(?=\d{3})\d*0)")
 _DASHED_SYSTEM = re.compile(rf"[A-Za-z\d)\]]\s*[{_DASHES}]\s*[A-Z(\[]")
 _DOT_HYDRATE = re.compile(r"(?<=[A-Za-z\d)\]])\.(\d+)H2O(?![a-z\d])")
+_SYMBOLS = frozenset(ELEMENT_SYMBOLS) | {"D", "T"}  # pymatgen reads deuterium and tritium as H
+_LETTER_RUN = re.compile(r"[A-Za-z]+")
+_SYMBOL_TOKEN = re.compile(r"[A-Z][a-z]*")
 
 
 def _sane(digits: str) -> bool:
@@ -164,14 +167,15 @@ def _sane(digits: str) -> bool:
 
 def _zero_for_o_hint(text: str) -> str | None:
     tokens = [(m[1], m[2] or "", m.start()) for m in _AMOUNT_AFTER_SYMBOL.finditer(text)]
-    has_o = any(sym == "O" for sym, _, _ in tokens)
+    if any(sym == "O" for sym, _, _ in tokens):
+        return None
     for i, (sym, digits, start) in enumerate(tokens):
         if not digits or "." in digits:
             continue
         fix = None
         if digits[0] == "0":  # LiNb03, Li0
             fix = ("", digits[1:])
-        elif not has_o and len(tokens) > 1 and float(digits) > _ZERO_FOR_O_LIMIT:
+        elif len(tokens) > 1 and float(digits) > _ZERO_FOR_O_LIMIT:
             others = [float(d) if d else 1.0 for j, (_, d, _) in enumerate(tokens) if j != i]
             if float(digits) >= _DWARF_FACTOR * max(others):
                 splits = ((digits[:p], digits[p + 1 :]) for p, c in enumerate(digits) if c == "0")
@@ -213,14 +217,10 @@ def _spellings(chunk: str) -> list[str]:
     return sorted(v for v in variants if v in _SYMBOLS)
 
 
-_SYMBOLS = frozenset(ELEMENT_SYMBOLS) | {"D", "T"}
-_LETTER_RUN = re.compile(r"[A-Za-z]+")
-
-
 def _run_ok(run: str, text: str, start: int) -> bool:
     if run == "e" and start > 0 and text[start - 1].isdigit():  # exponent, 1e-3
         return True
-    tokens = re.findall(r"[A-Z][a-z]*", run)
+    tokens = _SYMBOL_TOKEN.findall(run)
     return "".join(tokens) == run and all(t in _SYMBOLS for t in tokens)
 
 
