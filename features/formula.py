@@ -118,7 +118,10 @@ def _fast_parse(formula: str) -> dict[str, float]:
             if sym:
                 if sym not in SYMBOL_INDEX:
                     raise _Fallback
-                stack[-1].append((sym, float(amt) if amt else 1.0))
+                value = float(amt) if amt else 1.0
+                if value > MAX_ATOMS_PER_FORMULA:
+                    raise _Fallback  # let _validate or _check_numbers word it
+                stack[-1].append((sym, value))
             elif open_:
                 stack.append([])
             else:
@@ -126,7 +129,7 @@ def _fast_parse(formula: str) -> dict[str, float]:
                     raise _Fallback  # unbalanced or empty group: let pymatgen word the error
                 factor = float(mult) if mult else 1.0
                 if factor > MAX_ATOMS_PER_FORMULA:
-                    raise _Fallback  # let _check_numbers word it
+                    raise _Fallback
                 group: dict[str, float] = {}
                 for s, a in stack.pop():
                     group[s] = group.get(s, 0.0) + a * factor

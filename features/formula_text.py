@@ -52,6 +52,8 @@ _COEF_PART = rf"({_NUMBER})\s*([A-Za-z(\[{{][^\s{_DASHES}]*)"
 _GLASS = re.compile(rf"{_COEF_PART}(?:(?:\s*[{_DASHES}]\s*|\s+){_COEF_PART})*")
 _COEF_PART_RE = re.compile(_COEF_PART)
 _LEADING_NUMBER = re.compile(rf"({_NUMBER})\s*(.*)", re.DOTALL)
+#: One part, no leading number, only characters the parsers understand.
+_PLAIN = re.compile(r"[A-Za-z()\[\]{}@*\s-][A-Za-z0-9.()\[\]{}@*\s-]*")
 #: Any character the parsers do not understand; it is reported by name.
 _UNEXPECTED = re.compile(r"[^A-Za-z0-9.()\[\]{}@*\s-]")
 
@@ -133,6 +135,8 @@ def normalize_formula(formula: str) -> str:
             coefficient, or a part with unbalanced brackets.
     """
     text = _unicode_to_ascii(formula)
+    if _PLAIN.fullmatch(text):
+        return text  # the common case, one regex
     if _NEEDS_PARTS.search(text):
         terms = list(itertools.chain.from_iterable(_part_terms(p) for p in _top_level_split(text)))
         pieces = []

@@ -297,6 +297,7 @@ ABSURD = [
     ("(Li2S)10000000", "amount 2e7 of Li is out of range"),
     ("(Li0.0000001)10000000", "number 10000000 is out of range (at most 1e6 atoms per formula)"),
     ("(Li1e-300)1e300O", "number 1e300 is out of range"),
+    ("(Li10000000)0.1O2", "number 10000000 is out of range"),
     ("1e7Li2S·P2S5", "cannot parse formula"),  # a coefficient is a plain decimal
     ("10000000Li2S·P2S5", "amount 2e7 of Li is out of range"),
     ("Li1000000Cl", "Cl is 9.99999e-7 of the atoms, below 1e-6"),
