@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -51,8 +52,13 @@ def test_zip_of_cifs_and_unsafe_zip(tmp_path: Path, conductivity: dict) -> None:
         for cif in CIFS:
             zf.write(cif, f"inner/{cif.name}")
     table = read_candidates(archive)
-    assert len(table) == 3
-    assert (predict_table(table, conductivity)["conductivity_model"] == "structure").all()
+    # each row names the CIF inside the zip, not a temporary file that is gone after the run
+    assert table["cif_path"].tolist() == [f"{archive}:inner/{cif.name}" for cif in CIFS]
+    result = predict_table(table, conductivity)
+    assert (result["conductivity_model"] == "structure").all()
+    assert result["formula"].tolist() == predict_table(read_candidates(CIFS[0].parent), conductivity).set_index(
+        "cif_path"
+    ).loc[[str(c.resolve()) for c in CIFS], "formula"].tolist()
     evil = tmp_path / "evil.zip"
     with zipfile.ZipFile(evil, "w") as zf:
         zf.writestr("../../escape.cif", "data_x\n")
@@ -74,3 +80,35 @@ def test_cif_path_column_relative_to_the_file_mixed_with_plain_formulas(tmp_path
     assert result["conductivity_model"].tolist() == ["structure", "composition", ""]
     assert result.loc[2, "error"] == "CIF: missing.cif: file not found"
     assert result.loc[0, "formula"] != ""
+
+
+def test_zip_member_errors_name_the_member_and_leave_no_temporary_files(tmp_path: Path, conductivity: dict) -> None:
+    archive = tmp_path / "mixed.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.write(CIFS[0], f"good/{CIFS[0].name}")
+        zf.writestr("bad/broken.cif", "not a crystal\n")
+    before = set(Path(tempfile.gettempdir()).glob("sse-screen-*"))
+    result = predict_table(read_candidates(archive), conductivity)
+    assert result["cif_path"].tolist() == [f"{archive}:bad/broken.cif", f"{archive}:good/{CIFS[0].name}"]
+    assert result["error"].tolist() == ["CIF: mixed.zip:bad/broken.cif: not a CIF (no cell lengths or atom sites)", ""]
+    assert set(Path(tempfile.gettempdir()).glob("sse-screen-*")) <= before
+
+
+def test_formula_from_a_cif_is_the_composition_per_formula_unit() -> None:
+    """Partial occupancies: divided by Z (gcd of the whole amounts), not the raw cell (Li24.19992Si0.2P3.8S20Br4)."""
+    from sse_screen.features.canonical import canonical_keys
+    from sse_screen.features.structure import read_cif
+    from sse_screen.screening.structures import structure_formula
+
+    cifs = {p.stem: p for p in (data_dir() / "obelix" / "randomized_cifs").glob("*.cif")}
+    expected = {
+        "09w": "Li6.04998Si0.05P0.95S5Br",  # cell Li24.19992Si0.2P3.8S20Br4, Z = 4
+        "122": "Li6PS5Cl",  # ordered cell Li24P4S20Cl4
+        "13q": "Li10SnP2S12",  # pymatgen's reduced formula, without its brackets (Li10Sn(PS6)2)
+        "4ie": "Li5.91La3Zr2Ga0.57O11.796F0.204",  # cell Li47.28La24Zr16Ga4.56O94.368F1.632, Z = 8
+    }
+    for stem, formula in expected.items():
+        structure = read_cif(cifs[stem])
+        assert structure_formula(structure) == formula
+        # the same composition as the structure's, by the one canonical key
+        assert canonical_keys([formula])[0] == canonical_keys([structure.composition])[0]
