@@ -221,6 +221,10 @@ def _cmd_rank(args: argparse.Namespace) -> int:
             ranked = rank_candidates(table, models, options=options, on_progress=advance)
         except ValueError as exc:  # bad weights, mode or clashing column names
             raise UserError(str(exc)) from None
+    from sse_screen.screening.mobile_ion import mobile_ion_notice  # api helper: the notice, printed once
+
+    if notice := mobile_ion_notice(options.mobile_ion):
+        print(f"note: {notice}", file=sys.stderr)
     counts = ranked["status"].value_counts()
     if args.top is not None:
         ranked = ranked.head(args.top)

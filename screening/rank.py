@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from sse_screen.screening.checks import DEFAULT_EXCLUSIONS, CheckConfig
+from sse_screen.screening.mobile_ion import blank_conductivity
 from sse_screen.screening.predict import predict_table
 from sse_screen.screening.ranking import rank_table
 
@@ -96,6 +97,7 @@ def rank_candidates(
     ranked = ranked.iloc[order].reset_index(drop=True)
     if options.explain:
         ranked = _add_drivers(ranked, models)
+    ranked = blank_conductivity(ranked, options.mobile_ion)  # api helper: no Li-trained σ or drivers for other ions
     return ranked
 
 

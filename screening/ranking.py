@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from sse_screen.screening.checks import CheckConfig, Mode, check_limits, objective_value, run_checks
+from sse_screen.screening.mobile_ion import blank_conductivity, conductivity_weight_off
 
 __all__ = [
     "DEFAULT_OBJECTIVES",
@@ -349,6 +350,9 @@ def rank_table(
     ``rejected`` (a chemistry check or limit failed, or the row repeats the reduced composition of an earlier row:
     reason ``duplicate of row <label>``); else ``ranked``. Only ranked rows get ``pareto_rank`` and ``rank``.
 
+    A mobile ion (``config.mobile_ion``) without a conductivity model gets empty conductivity columns and no
+    conductivity objective (:mod:`screening.mobile_ion`).
+
     Args:
         table: Predictions table with a formula column; other columns are carried through unchanged.
         objectives: Objectives of the score and the Pareto rank (used when their column is present).
@@ -380,7 +384,10 @@ def rank_table(
         raise ValueError(f"input columns clash with ranking output columns: {', '.join(clashes)}")
     config = config or CheckConfig()
     checks = run_checks(table[formula_column], config=config)
-    out = table.copy()
+    # no Li-trained conductivity for another mobile ion: empty columns, objective out of score and Pareto front
+    out = blank_conductivity(table, config.mobile_ion).copy()
+    if any(o.name == "conductivity" for o in objectives):
+        weights = conductivity_weight_off(dict(weights or {}), config.mobile_ion)
     if "cost_usd_per_kg" not in out.columns:
         out["cost_usd_per_kg"] = checks["cost_usd_per_kg"].to_numpy()
     n = len(out)

@@ -174,6 +174,36 @@ def test_conductivity_is_used_when_present_and_in_domain_is_reported() -> None:
     assert out["pareto_rank"].tolist() == [2, 1]
 
 
+def test_other_mobile_ion_gets_no_li_trained_conductivity() -> None:
+    """With Na as the mobile ion the Li-trained conductivity must not rank: NaCl has the best (Li) sigma here."""
+    from sse_screen.screening.mobile_ion import mobile_ion_notice
+
+    t = pd.DataFrame(
+        {
+            "formula": ["NaCl", "Na3PS4", "Na3Zr2Si2PO12"],
+            "e_hull_ev_per_atom": [0.0, 0.0, 0.0],
+            "band_gap_ev": [5.0, 3.0, 4.0],
+            "log10_sigma_s_per_cm": [-1.0, -4.0, -3.0],
+            "log10_sigma_std": [0.5, 0.5, 0.5],
+            "conductivity_model": ["composition"] * 3,
+            "in_domain": [False, True, True],
+            "error": ["", "", ""],
+        }
+    )
+    na = CheckConfig(mobile_ion="Na")
+    out = rank_table(t, config=na)
+    assert out[["log10_sigma_s_per_cm", "log10_sigma_std"]].isna().all().all()
+    assert out["conductivity_model"].tolist() == ["none: no Na model"] * 3
+    assert out["in_domain"].isna().all() and (out["warnings"] == "").all()  # no per-row σ warnings left
+    without_sigma = rank_table(t.drop(columns=["log10_sigma_s_per_cm", "log10_sigma_std"]), config=na)
+    np.testing.assert_allclose(out["score"], without_sigma["score"])  # stability, band gap and cost still rank
+    assert out["rank"].tolist() == without_sigma["rank"].tolist()
+    assert out["pareto_rank"].tolist() == without_sigma["pareto_rank"].tolist()
+    with_li_sigma = rank_table(t.assign(formula=["LiCl", "Li3PS4", "Li3Zr2Si2PO12"]))
+    assert with_li_sigma["log10_sigma_s_per_cm"].notna().all()  # Li keeps its model
+    assert mobile_ion_notice("Li") is None and "no conductivity model for Na" in mobile_ion_notice("Na")
+
+
 def test_uncertainty_modes_reorder_uncertain_candidates() -> None:
     t = pd.DataFrame(
         {
