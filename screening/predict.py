@@ -10,6 +10,7 @@ import pandas as pd
 
 from sse_screen.models.conductivity import load_conductivity_model
 from sse_screen.models.property_model import load_property_model
+from sse_screen.screening.known import attach_known
 from sse_screen.screening.structures import read_structures
 
 #: Tasks served by ``sse-screen predict``, in output-column order.
@@ -60,7 +61,7 @@ def predict_table(
     Returns:
         One row per input row, in order: the input columns (``formula`` filled from CIFs where it was empty), the
         prediction columns of each model and ``error`` (empty when fine; otherwise the first reason found, and every
-        prediction column of that row is empty).
+        prediction column of that row is empty), then the ``known_*`` columns of :func:`screening.known.attach_known`.
     """
     structures, cif_errors, formulas = read_structures(table)
     codes, uniques = pd.factorize(pd.Series(formulas, dtype=object), use_na_sentinel=False)
@@ -96,7 +97,7 @@ def predict_table(
     clashes = sorted(set(predictions.columns) & set(out.columns))
     if clashes:
         raise ValueError(f"input columns clash with prediction columns: {', '.join(clashes)}")
-    return pd.concat([out, predictions], axis=1)
+    return attach_known(pd.concat([out, predictions], axis=1))  # api helper: measured / MP values, when known
 
 
 def _predict_formulas(formulas: list[str], models: Mapping[str, Any]) -> pd.DataFrame:
