@@ -29,8 +29,8 @@ from sse_screen.screening.api_io import (
     PredictRequest,
     RankOptionsIn,
     RankRequest,
+    check_input_columns,
     dataframe_response,
-    finite,
     multipart_schema,
     read_request_table,
     validate_options,
@@ -67,13 +67,21 @@ class BodyLimit:
         await self.app(scope, limited_receive, send)
 
 
-def create_app(settings: Settings | None = None, *, models: dict[str, Any] | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    models: dict[str, Any] | None = None,
+    cards: dict[str, dict] | None = None,
+) -> FastAPI:
     """Build the web service (no app exists at import time).
 
     Args:
         settings: Models, limits and API token; defaults to :meth:`Settings.from_env`.
         models: Already loaded models (task -> model); by default they are loaded from ``settings.model_uris`` in
             the lifespan hook, once, before the first request.
+        cards: What ``GET /api/models`` says about each model (:func:`screening.model_card.model_card`, built from
+            the bundle's metadata); missing cards are built from the models themselves (no training date, no
+            validation metrics).
 
     Returns:
         The FastAPI app: page at ``/``, API under ``/api``, ``/health``, OpenAPI at ``/openapi.json``.
@@ -82,15 +90,23 @@ def create_app(settings: Settings | None = None, *, models: dict[str, Any] | Non
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        from sse_screen.screening.predict import load_models
+        from sse_screen.screening.model_card import load_served_models, model_card
+        from sse_screen.screening.predict import PREDICT_TASKS
 
+        given = dict(cards or {})
         if models is None:
-            app.state.models = await anyio.to_thread.run_sync(load_models, dict(settings.model_uris))
+            loaded, given = await anyio.to_thread.run_sync(load_served_models, dict(settings.model_uris), PREDICT_TASKS)
+            app.state.models = loaded
         else:
             app.state.models = dict(models)
+
+        def all_cards() -> dict[str, dict]:
+            return {t: given.get(t) or model_card(t, m) for t, m in app.state.models.items()}
+
+        app.state.cards = await anyio.to_thread.run_sync(all_cards)
         await anyio.to_thread.run_sync(_warm_up, app.state.models)  # element tables, reference hull: once, now
         app.state.limiter = anyio.CapacityLimiter(settings.max_parallel_jobs)
-        log.info("models loaded: %s", "; ".join(f"{t}: {m.source_.describe()}" for t, m in _sources(app)))
+        log.info("models loaded: %s", "; ".join(f"{t}: {d}" for t, d in _describe(app).items()))
         yield
 
     app = FastAPI(
@@ -113,28 +129,12 @@ def create_app(settings: Settings | None = None, *, models: dict[str, Any] | Non
     async def health(request: Request) -> dict:
         return {"status": "ok", "models": sorted(getattr(request.app.state, "models", {}))}
 
-    @app.get("/api/models", dependencies=auth, summary="Which models are served, from where, with what metrics")
+    @app.get("/api/models", dependencies=auth, summary="Which models are served, their versions and metrics")
     async def list_models(request: Request) -> dict:
-        out = []
-        for task, model in request.app.state.models.items():
-            source = getattr(model, "source_", None)
-            out.append(
-                {
-                    "task": task,
-                    "model_class": type(model).__name__,
-                    "origin": getattr(source, "origin", None),
-                    "uri": getattr(source, "uri", None),
-                    "registered_model": getattr(source, "registered_model", None),
-                    "version": getattr(source, "version", None),
-                    "alias": getattr(source, "alias", None),
-                    "run_id": getattr(source, "run_id", None),
-                    "description": source.describe() if source else None,
-                    "output_columns": model.output_columns(),
-                    "validation_metrics": finite(getattr(model, "cv_metrics_", {})),
-                    "validation": "out-of-fold cross-validation on the training data",
-                }
-            )
-        return {"models": out}
+        """Per model: name, version, alias, origin, bundle SHA-256, training date and metrics grouped by where they
+        come from (``cross_validation``, ``validation``, ``test``; see :mod:`screening.model_card`). No server paths.
+        """
+        return {"models": list(request.app.state.cards.values())}
 
     @app.get("/api/options", dependencies=auth, summary="Default ranking options and objective weights")
     async def options() -> dict:
@@ -152,14 +152,19 @@ def create_app(settings: Settings | None = None, *, models: dict[str, Any] | Non
         zip of CIFs) and optional ``options`` (the same options as a JSON object). Rows that cannot be used are
         kept with ``status`` = ``invalid``/``rejected`` and a ``reason``; they never fail the request.
         """
+        from sse_screen.screening.mobile_ion import mobile_ion_notice
         from sse_screen.screening.rank import RankOptions, rank_candidates
 
         async with read_request_table(request, RankRequest, settings) as candidates:
             options = RankOptions(**candidates.parsed.model_dump(exclude={"formulas"}))
             await anyio.to_thread.run_sync(validate_options, options)
+            check_input_columns(candidates.table, request.app.state.models, ranking=True)
             job = partial(rank_candidates, candidates.table, request.app.state.models, options=options)
             result = candidates.tidy(await _run(request, job))
-        return dataframe_response(result, format=format, filename="ranked.csv", models=_describe(request.app))
+        notices = [n for n in (mobile_ion_notice(options.mobile_ion),) if n]
+        return dataframe_response(
+            result, format=format, filename="ranked.csv", models=_describe(request.app), notices=notices
+        )
 
     @app.post("/api/predict", dependencies=auth, openapi_extra=_body_doc(PredictRequest), summary="Predict only")
     async def predict(request: Request, format: Literal["json", "csv"] = Query("json")) -> Response:
@@ -167,6 +172,7 @@ def create_app(settings: Settings | None = None, *, models: dict[str, Any] | Non
         from sse_screen.screening.predict import predict_table
 
         async with read_request_table(request, PredictRequest, settings) as candidates:
+            check_input_columns(candidates.table, request.app.state.models, ranking=False)
             job = partial(predict_table, candidates.table, request.app.state.models)
             result = candidates.tidy(await _run(request, job))
         return dataframe_response(result, format=format, filename="predicted.csv", models=_describe(request.app))
@@ -193,12 +199,12 @@ def _body_doc(model: type) -> dict:
 
 
 async def _run(request: Request, job: Any) -> Any:
-    """Run CPU-heavy work in a worker thread (at most ``max_parallel_jobs`` at once); input problems -> 422."""
-    try:
-        return await anyio.to_thread.run_sync(job, limiter=request.app.state.limiter)
-    except ValueError as exc:  # e.g. input columns that clash with output columns
-        log.warning("rejected request: %s", exc)
-        raise HTTPException(status_code=422, detail=str(exc)) from None
+    """Run CPU-heavy work in a worker thread (at most ``max_parallel_jobs`` at once).
+
+    Client problems were answered (4xx) before the work starts; anything raised here, a ``ValueError`` included,
+    is the server's: a 500 with a reference number and the traceback in the log.
+    """
+    return await anyio.to_thread.run_sync(job, limiter=request.app.state.limiter)
 
 
 def _warm_up(models: dict) -> None:
@@ -239,12 +245,9 @@ def _add_error_handlers(app: FastAPI) -> None:
         )
 
 
-def _sources(app: FastAPI) -> list[tuple[str, Any]]:
-    return [(t, m) for t, m in app.state.models.items() if getattr(m, "source_", None) is not None]
-
-
 def _describe(app: FastAPI) -> dict[str, str]:
-    return {task: model.source_.describe() for task, model in _sources(app)}
+    """Task -> one line about the model (name, version, training date, bundle hash); no server paths."""
+    return {task: card["description"] for task, card in app.state.cards.items()}
 
 
 def _version() -> str:
@@ -269,12 +272,13 @@ def serve(host: str = "127.0.0.1", port: int = 8000, settings: Settings | None =
     """
     import uvicorn
 
-    from sse_screen.screening.predict import load_models
+    from sse_screen.screening.model_card import load_served_models
+    from sse_screen.screening.predict import PREDICT_TASKS
 
     settings = settings or Settings.from_env()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Loaded here, before uvicorn starts, so that a missing model is one clear error (ModelNotFoundError) for the
     # CLI rather than a failed ASGI start-up with a traceback in the log.
-    models = load_models(dict(settings.model_uris))
-    app = create_app(settings, models=models)
+    models, cards = load_served_models(dict(settings.model_uris), PREDICT_TASKS)
+    app = create_app(settings, models=models, cards=cards)
     uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=10)

@@ -10,9 +10,9 @@ import json
 import math
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path, PurePath
 from typing import Annotated, Any, Literal
@@ -30,7 +30,8 @@ from sse_screen.screening.settings import Settings
 
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 UPLOAD_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".pq", ".zip")
-CIF_TEMP_PREFIX = "sse-screen-cifs-"  # screening.structures extracts zips into such a folder
+#: Columns ``sse-screen rank`` adds besides the prediction and known-composition columns.
+RANK_ADDED_COLUMNS = ("input_row", "stability_drivers", "conductivity_drivers")
 
 
 class RankOptionsIn(BaseModel):
@@ -98,19 +99,28 @@ def multipart_schema() -> dict:
 
 @dataclass
 class Candidates:
-    """A request's candidate table, its validated options and how to show server paths to the client."""
+    """A request's candidate table, its validated options and how to show the uploaded file's name to the client.
+
+    Attributes:
+        table: Candidate table (``formula``, and ``cif_path`` for a zip of CIFs).
+        parsed: The validated options (and formulas, for JSON bodies).
+        upload: ``(path on the server, name the client gave it)`` of an uploaded zip, else None.
+    """
 
     table: pd.DataFrame
     parsed: BaseModel
-    cif_root: Path | None = None
-    cleanup: list[Path] = field(default_factory=list)
+    upload: tuple[Path, str] | None = None
 
     def tidy(self, result: pd.DataFrame) -> pd.DataFrame:
-        """Show CIF paths relative to the uploaded zip, never as server paths."""
-        if self.cif_root is not None and "cif_path" in result.columns:
-            root = str(self.cif_root) + "/"
-            result = result.copy()
-            result["cif_path"] = result["cif_path"].astype(str).str.removeprefix(root)
+        """Name CIFs inside an uploaded zip as ``<uploaded name>:<member>``, never by a server path."""
+        if self.upload is None:
+            return result
+        path, name = self.upload
+        result = result.copy()
+        for column in ("cif_path", "error", "reason", "warnings"):  # CIF errors name the zip they come from
+            if column in result.columns:
+                text = result[column].astype(str).str.replace(f"{path}:", f"{name}:", regex=False)
+                result[column] = text.str.replace(f"{path.name}:", f"{name}:", regex=False)
         return result
 
 
@@ -151,7 +161,7 @@ def validate(model: type[BaseModel], data: Any, *, what: str) -> BaseModel:
 
 @asynccontextmanager
 async def read_request_table(request: Request, model: type[BaseModel], settings: Settings) -> AsyncIterator[Candidates]:
-    """Read a JSON body or a multipart upload into a candidate table; temporary files live for the block only.
+    """Read a JSON body or a multipart upload into a candidate table; the uploaded file lives for the block only.
 
     Raises:
         HTTPException: 413 (too many rows), 415 (content type), 422 (malformed JSON, bad options, unreadable file).
@@ -169,17 +179,13 @@ async def read_request_table(request: Request, model: type[BaseModel], settings:
                 status_code=415,
                 detail="send JSON (Content-Type: application/json) or a file upload (multipart/form-data)",
             )
-        try:
-            if len(candidates.table) > settings.max_rows:
-                raise HTTPException(
-                    status_code=413,
-                    detail=f"{len(candidates.table):,} candidates is more than the limit of {settings.max_rows:,} "
-                    "per request; split the list",
-                )
-            yield candidates
-        finally:
-            for path in candidates.cleanup:
-                shutil.rmtree(path, ignore_errors=True)
+        if len(candidates.table) > settings.max_rows:
+            raise HTTPException(
+                status_code=413,
+                detail=f"{len(candidates.table):,} candidates is more than the limit of {settings.max_rows:,} "
+                "per request; split the list",
+            )
+        yield candidates  # the upload (a zip's CIFs are read from it) lives until the response is built
 
 
 async def _read_upload(request: Request, model: type[BaseModel], folder: Path) -> Candidates:
@@ -215,26 +221,31 @@ async def _read_upload(request: Request, model: type[BaseModel], folder: Path) -
         table = await anyio.to_thread.run_sync(partial(read_candidates, path, formula_column=column))
     except InputError as exc:
         raise unprocessable(str(exc).replace(str(path), name).replace(str(folder), name)) from None
-    candidates = Candidates(table, parsed)
     if suffix == ".zip":
-        root = _cif_root(table)
-        if root is not None:
-            candidates.cif_root, candidates.cleanup = root, [root]
-    elif "cif_path" in table.columns:
+        return Candidates(table, parsed, upload=(path, name))
+    if "cif_path" in table.columns:
         raise unprocessable(
             f"{name}: a cif_path column cannot point at files on the server; upload the CIFs as a .zip instead"
         )
-    return candidates
+    return Candidates(table, parsed)
 
 
-def _cif_root(table: pd.DataFrame) -> Path | None:
-    """The temporary folder the zip was extracted to (cleaned up after the request, not only at exit)."""
-    if "cif_path" not in table.columns or table.empty:
-        return None
-    for parent in Path(str(table["cif_path"].iloc[0])).parents:
-        if parent.name.startswith(CIF_TEMP_PREFIX):
-            return parent
-    return None
+def check_input_columns(table: pd.DataFrame, models: Mapping[str, Any], *, ranking: bool) -> None:
+    """Raise 422 if the client's table has a column the results would add (``status``, ``error``, ...).
+
+    Checked before the work starts, so that a ``ValueError`` raised later is the server's problem (500), not the
+    client's.
+    """
+    from sse_screen.screening.known import KNOWN_COLUMNS
+    from sse_screen.screening.predict import prediction_columns
+    from sse_screen.screening.ranking import OUTPUT_COLUMNS
+
+    reserved = {*prediction_columns(models), *KNOWN_COLUMNS}
+    if ranking:
+        reserved |= {*OUTPUT_COLUMNS, *RANK_ADDED_COLUMNS}
+    clashes = sorted(reserved & {str(c) for c in table.columns})
+    if clashes:
+        raise unprocessable(f"the input has column(s) that the results add: {', '.join(clashes)}; rename or drop them")
 
 
 def validate_options(options: Any) -> None:
@@ -260,8 +271,11 @@ def finite(value: Any) -> Any:
     return value
 
 
-def dataframe_response(table: pd.DataFrame, *, format: str, filename: str, models: Mapping[str, str]) -> Response:
-    """The result table as JSON (``{"columns", "summary", "models", "rows"}``, NaN -> null) or a CSV download."""
+def dataframe_response(
+    table: pd.DataFrame, *, format: str, filename: str, models: Mapping[str, str], notices: Sequence[str] = ()
+) -> Response:
+    """The result table as JSON (``{"columns", "summary", "models", "notices", "rows"}``, NaN -> null) or a CSV
+    download (the notices are then in the rows, e.g. ``conductivity_model``)."""
     from sse_screen.screening.table_io import neutralise_csv_cells
 
     if format == "csv":
@@ -277,6 +291,8 @@ def dataframe_response(table: pd.DataFrame, *, format: str, filename: str, model
     if "error" in table.columns:
         summary["errors"] = int((table["error"] != "").sum())
     clean = table.replace([math.inf, -math.inf], math.nan)
-    head = json.dumps({"columns": [str(c) for c in table.columns], "summary": summary, "models": dict(models)})
+    head = json.dumps(
+        {"columns": [str(c) for c in table.columns], "summary": summary, "models": dict(models), "notices": [*notices]}
+    )
     rows = clean.to_json(orient="records", double_precision=10, default_handler=str)
     return Response(f'{head[:-1]}, "rows": {rows}}}'.encode(), media_type="application/json")

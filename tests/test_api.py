@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import json
+import re
 import threading
 import time
 import zipfile
@@ -11,7 +13,7 @@ from pathlib import Path
 import httpx
 import pandas as pd
 import pytest
-from api_support import EXAMPLE_FORMULAS, model_uris_for_tests, shared_server
+from api_support import EXAMPLE_FORMULAS, ROOT, model_uris_for_tests, shared_server
 
 from sse_screen.features.datasets import data_dir
 
@@ -124,10 +126,13 @@ def test_uploads_csv_txt_and_zip_of_cifs(client: httpx.Client) -> None:
     response = client.post("/api/rank", files={"file": ("structures.zip", buffer.getvalue(), "application/zip")})
     assert response.status_code == 200, response.text
     rows = response.json()["rows"]
-    assert sorted(r["cif_path"] for r in rows) == sorted([f"cifs/{c.name}" for c in CIFS] + ["cifs/broken.cif"])
-    broken = next(r for r in rows if r["cif_path"] == "cifs/broken.cif")
+    # each row names the member inside the uploaded zip, never a path on the server
+    expected = sorted([f"structures.zip:cifs/{c.name}" for c in CIFS] + ["structures.zip:cifs/broken.cif"])
+    assert sorted(r["cif_path"] for r in rows) == expected
+    assert "/tmp" not in response.text and "upload.zip" not in response.text
+    broken = next(r for r in rows if r["cif_path"] == "structures.zip:cifs/broken.cif")
     # the CIF problem is in `error`; `reason` is the ranking's (see the report: it says "empty formula")
-    assert broken["status"] == "invalid" and "broken.cif" in broken["error"]
+    assert broken["status"] == "invalid" and broken["error"].startswith("CIF: structures.zip:cifs/broken.cif: ")
     assert {r["conductivity_model"] for r in rows if r["status"] != "invalid"} == {"structure"}
 
 
@@ -181,13 +186,73 @@ def test_bad_format_and_unknown_route(client: httpx.Client) -> None:
     assert client.get("/api/nothing").status_code == 404
 
 
-def test_models_report_source_and_validation_metrics(client: httpx.Client) -> None:
-    models = {m["task"]: m for m in client.get("/api/models").json()["models"]}
+def test_models_report_name_version_hash_date_and_metrics_by_origin(client: httpx.Client) -> None:
+    from sse_screen.models.persistence import SHIPPED_ROOT
+
+    response = client.get("/api/models")
+    models = {m["task"]: m for m in response.json()["models"]}
     assert set(models) == {"stability", "band_gap", "conductivity"}
     assert models["conductivity"]["origin"] == "shipped"
-    for m in models.values():
-        assert m["uri"] and m["description"] and m["output_columns"]
-        assert m["validation_metrics"], m["task"]
+    # never a server path (the bundles live under the repository or pytest's cache folder)
+    assert str(ROOT) not in response.text and '"/' not in response.text and "validation_metrics" not in response.text
+    for task, m in models.items():
+        assert m["description"] and m["output_columns"] and m["name"]
+        assert re.fullmatch(r"[0-9a-f]{64}", m["bundle_sha256"]), task
+        assert m["metrics"]["cross_validation"]["values"], task
+        if m["origin"] != "shipped":
+            continue
+        meta = json.loads((SHIPPED_ROOT / task / "metadata.json").read_text())
+        assert m["trained_at"] == meta["created_at"] and m["training_data_sha256"] == meta["training_data_sha256"]
+        for group, prefix in (("cross_validation", "cv_"), ("validation", "val_"), ("test", "test_")):
+            values = {k.removeprefix(prefix): v for k, v in meta["metrics"].items() if k.startswith(prefix)}
+            if values:  # each figure under the name of where it comes from
+                assert m["metrics"][group]["values"] == pytest.approx(values), (task, group)
+    if models["stability"]["origin"] == "shipped":  # the README's validation figure is validation, CV is CV
+        assert models["stability"]["metrics"]["validation"]["values"]["mae"] == pytest.approx(0.0863, abs=5e-5)
+        assert models["stability"]["metrics"]["cross_validation"]["values"]["mae"] == pytest.approx(0.0874, abs=5e-5)
+    ranked = client.post("/api/rank", json={"formulas": ["Li3PS4"]}).json()
+    assert ranked["models"] == {t: m["description"] for t, m in models.items()}
+
+
+def test_other_mobile_ion_has_no_conductivity_and_says_so(client: httpx.Client) -> None:
+    formulas = ["NaCl", "Na3PS4", "Na3Zr2Si2PO12", "Li3PS4"]
+    na = client.post("/api/rank", json={"formulas": formulas, "mobile_ion": "Na"}).json()
+    assert len(na["notices"]) == 1 and "no conductivity model for Na" in na["notices"][0]
+    rows = {r["formula"]: r for r in na["rows"]}
+    for formula in formulas[:3]:
+        row = rows[formula]
+        assert row["status"] == "ranked" and row["log10_sigma_s_per_cm"] is None and row["log10_sigma_std"] is None
+        assert row["conductivity_model"] == "none: no Na model" and row["conductivity_drivers"] == ""
+        assert "conductivity" not in row["warnings"]
+    assert rows["Li3PS4"]["status"] == "rejected"
+    li = client.post("/api/rank", json={"formulas": ["Li3PS4", "Li6PS5Cl"]}).json()
+    assert li["notices"] == [] and all(r["log10_sigma_s_per_cm"] is not None for r in li["rows"])
+    csv = client.post("/api/rank", params={"format": "csv"}, json={"formulas": formulas, "mobile_ion": "Na"})
+    assert "none: no Na model" in csv.text  # the download carries the reason in its rows
+
+
+def test_known_compositions_are_shown_next_to_predictions(client: httpx.Client) -> None:
+    for route in ("/api/rank", "/api/predict"):
+        data = client.post(route, json={"formulas": ["Li6PS5Cl", "Li5.5PS4.5Cl1.5Zz"]}).json()
+        assert {"known_log10_sigma_s_per_cm", "known_sigma_source", "known_source"} <= set(data["columns"])
+        rows = {r["formula"]: r for r in data["rows"]}
+        argyrodite = rows["Li6PS5Cl"]
+        assert argyrodite["known_log10_sigma_s_per_cm"] > -3.2 and "doi:" in argyrodite["known_sigma_source"]
+        assert argyrodite["known_e_hull_ev_per_atom"] is not None and "mp-" in argyrodite["known_source"]
+        assert rows["Li5.5PS4.5Cl1.5Zz"]["known_sigma_source"] == ""
+
+
+@pytest.mark.parametrize(
+    ("route", "csv", "column"),
+    [
+        ("/api/rank", b"formula,status\nLiCl,x\n", "status"),
+        ("/api/rank", b"formula,input_row\nLiCl,1\n", "input_row"),
+        ("/api/predict", b"formula,known_source\nLiCl,x\n", "known_source"),
+        ("/api/predict", b"formula,error\nLiCl,x\n", "error"),
+    ],
+)
+def test_input_columns_that_the_results_add_are_the_clients_problem(client, route, csv, column) -> None:
+    _assert_clean_error(client.post(route, files={"file": ("mine.csv", csv)}), 422, column, "rename")
 
 
 def test_health_answers_while_a_long_list_is_ranked(server: str) -> None:
@@ -246,11 +311,7 @@ def test_upload_temp_files_are_removed(client: httpx.Client) -> None:
     import tempfile
 
     def temp_folders() -> set[str]:
-        return {
-            p.name
-            for pattern in ("sse-screen-upload-*", "sse-screen-cifs-*")
-            for p in Path(tempfile.gettempdir()).glob(pattern)
-        }
+        return {p.name for p in Path(tempfile.gettempdir()).glob("sse-screen-*")}
 
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
@@ -289,3 +350,49 @@ def test_settings_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SSE_SCREEN_MAX_ROWS", "many")
     with pytest.raises(ValueError, match="SSE_SCREEN_MAX_ROWS"):
         Settings.from_env()
+
+
+class _FailsOnLi2O2:
+    """A stand-in band-gap model that fails, as a server bug would, on one formula (the app's error path is tested)."""
+
+    def output_columns(self) -> list[str]:
+        return ["band_gap_ev"]
+
+    def predict_table(self, formulas) -> pd.DataFrame:
+        formulas = list(formulas)
+        if "Li2O2" in formulas:
+            raise ValueError("an internal inconsistency")
+        return pd.DataFrame({"band_gap_ev": [3.0] * len(formulas), "error": [""] * len(formulas)})
+
+
+@pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
+def test_server_side_value_error_is_a_500_with_a_log_line_and_zips_leave_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import atexit
+    import tempfile
+
+    from fastapi.testclient import TestClient
+
+    from sse_screen.screening.api import create_app
+    from sse_screen.screening.settings import Settings
+
+    app = create_app(Settings(), models={"band_gap": _FailsOnLi2O2()})
+    with TestClient(app, raise_server_exceptions=False) as c:
+        assert c.post("/api/rank", json={"formulas": ["Li3PS4"]}).status_code == 200
+        with caplog.at_level("ERROR", logger="sse_screen.api"):
+            response = c.post("/api/rank", json={"formulas": ["Li3PS4", "Li2O2"]})
+        detail = _assert_clean_error(response, 500, "internal error", "reference")
+        reference = re.search(r"reference ([0-9a-f]+)", detail)[1]
+        assert any(reference in r.getMessage() and r.exc_info for r in caplog.records)
+        assert "inconsistency" not in response.text  # the client is not blamed, nor shown internals
+        # an uploaded zip: read per request, no exit handler and no temporary folder left per upload
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            archive.write(CIFS[0], CIFS[0].name)
+        before, handlers = set(Path(tempfile.gettempdir()).glob("sse-screen-*")), atexit._ncallbacks()
+        for _ in range(3):
+            rows = c.post("/api/rank", files={"file": ("s.zip", buffer.getvalue())}).json()["rows"]
+            assert rows[0]["cif_path"] == f"s.zip:{CIFS[0].name}" and rows[0]["formula"]
+        assert atexit._ncallbacks() == handlers
+        assert set(Path(tempfile.gettempdir()).glob("sse-screen-*")) <= before
