@@ -106,6 +106,27 @@ def test_options_reach_the_server(page) -> None:
     reasons = dict(zip(_column(page, "formula"), _column(page, "reason"), strict=True))
     assert "contains no Na" in reasons["Li3PS4"]
     assert "contains no Na" not in reasons["Na3PS4"]
+    # no Na conductivity model: the page says so once, and shows no Li-trained conductivity
+    notice = page.locator("#notices")
+    assert notice.is_visible() and "no conductivity model for Na" in notice.inner_text()
+    sigma = dict(zip(_column(page, "formula"), _column(page, "log10_sigma_s_per_cm"), strict=True))
+    assert sigma["Na3PS4"] == "" and sigma["NaCl"] == ""
+    assert page.locator("#pareto").is_hidden()  # nothing to plot against a conductivity that is not modelled
+
+
+def test_known_compositions_are_marked_with_their_sources(page) -> None:
+    page.fill("#formulas", "Li6PS5Cl\nLi5.5PS4.5Cl1.5Zz")
+    page.click("#rank-button")
+    page.wait_for_selector("#ranked tbody tr")
+    assert page.locator("#notices").is_hidden()
+    known = dict(zip(_column(page, "formula"), _column(page, "known_log10_sigma_s_per_cm"), strict=True))
+    assert re.fullmatch(r"measured -2\.\d\d · MP", known["Li6PS5Cl"]), known
+    assert known["Li5.5PS4.5Cl1.5Zz"] == ""
+    cell = page.locator(
+        '#ranked tbody tr:has(td[data-key="formula"]:text-is("Li6PS5Cl")) td[data-key="known_log10_sigma_s_per_cm"]'
+    )
+    title = cell.get_attribute("title")
+    assert "OBELiX" in title and "doi:10." in title and "E_hull" in title and "mp-" in title
 
 
 def test_upload_csv_and_bad_file_message(page, tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ const COLUMNS = [
   // [key, header, kind, title]
   ["rank", "rank", "int", "Position by the chosen ranking (ranked rows only)"],
   ["formula", "formula", "text", "Candidate formula"],
+  ["known_log10_sigma_s_per_cm", "known", "known", "What is already known about this composition: measured conductivity (OBELiX), Materials Project E_hull and band gap; point to a cell for the sources"],
   ["status", "status", "status", "ranked, rejected (a check failed) or invalid (cannot be read)"],
   ["reason", "reason", "text", "Why the row was rejected or is invalid"],
   ["score", "score", "num3", "Weighted geometric mean of the objectives' desirabilities (0-1)"],
@@ -127,6 +128,7 @@ async function rank(event) {
     state.lastRequest = request;
     state.rows = data.rows;
     state.columns = COLUMNS.filter(([key]) => data.columns.includes(key));
+    renderNotices(data.notices || []);
     state.sortKey = null;
     state.page = 0;
     renderSummary(data.summary);
@@ -164,6 +166,35 @@ async function download() {
     stop();
     $("download-button").disabled = false;
   }
+}
+
+function renderNotices(notices) {
+  const box = $("notices");
+  box.textContent = notices.map((n) => "Note: " + n).join("\n");
+  box.hidden = notices.length === 0;
+}
+
+function isNumber(v) { return typeof v === "number" && Number.isFinite(v); }
+
+// The "known" cell: a short marker, and the values with their sources as a tooltip.
+function knownText(row) {
+  const parts = [];
+  if (isNumber(row.known_log10_sigma_s_per_cm)) parts.push(`measured ${row.known_log10_sigma_s_per_cm.toFixed(2)}`);
+  else if (row.known_sigma_source) parts.push("measured (censored)");
+  if (isNumber(row.known_e_hull_ev_per_atom) || isNumber(row.known_band_gap_ev)) parts.push("MP");
+  return parts.join(" · ");
+}
+
+function knownTitle(row) {
+  const lines = [];
+  if (row.known_sigma_source) {
+    const v = isNumber(row.known_log10_sigma_s_per_cm) ? `${row.known_log10_sigma_s_per_cm.toFixed(2)} log10 S/cm` : "censored";
+    lines.push(`Measured RT conductivity: ${v} — ${row.known_sigma_source}`);
+  }
+  if (isNumber(row.known_e_hull_ev_per_atom)) lines.push(`Known E_hull: ${row.known_e_hull_ev_per_atom.toFixed(3)} eV/atom`);
+  if (isNumber(row.known_band_gap_ev)) lines.push(`Known band gap: ${row.known_band_gap_ev.toFixed(2)} eV`);
+  if (row.known_source) lines.push(row.known_source);
+  return lines.join("\n");
 }
 
 function renderSummary(summary) {
@@ -212,6 +243,7 @@ function sortBy(key) {
 
 function format(row, key, kind) {
   const v = row[key];
+  if (kind === "known") return knownText(row);
   if (v === null || v === undefined) return "";
   if (kind === "int") return String(v);
   if (kind === "bool") return v ? "yes" : "no";
@@ -243,6 +275,8 @@ function renderBody() {
         td.title = `stability drivers: ${row.stability_drivers || "-"}\nconductivity drivers: ${row.conductivity_drivers || "-"}`;
       }
       if (key === "warnings" || key === "decomposition") td.title = td.textContent;
+      if (kind === "known" && td.textContent) { td.title = knownTitle(row); td.className = "known"; }
+      if (key === "log10_sigma_s_per_cm" && !td.textContent && row.conductivity_model) td.title = row.conductivity_model;
       if (kind.startsWith("num") || kind.startsWith("pm:") || kind === "int") td.className = "num";
       tr.appendChild(td);
     }
@@ -325,8 +359,7 @@ async function loadDefaults() {
       if (w !== undefined) input.placeholder = String(w);
     });
     const models = await (await fetch("/api/models", { headers: headers() })).json();
-    const name = (m) => (m.registered_model ? `${m.registered_model}${m.alias ? "@" + m.alias : " v" + m.version}` : m.origin);
-    $("models-line").textContent = "Models: " + models.models.map((m) => `${m.task}: ${name(m)}`).join(" · ") + " (details: /api/models)";
+    $("models-line").textContent = "Models: " + models.models.map((m) => `${m.task}: ${m.description}`).join(" · ") + " (details: /api/models)";
   } catch (_) { /* the page still works without defaults */ }
 }
 
