@@ -264,3 +264,28 @@ def test_ranking_many_rows_by_distinct_composition() -> None:
     out = rank_table(t)
     assert (out["status"] == "ranked").sum() == 4  # each distinct valid composition once
     assert out.loc[out["status"] == "ranked", "rank"].sort_values().tolist() == [1, 2, 3, 4]
+
+
+def test_cli_prints_the_mobile_ion_notice_once(tmp_path) -> None:
+    """`sse-screen rank --mobile-ion Na` through the real command line and the shipped models."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    source = tmp_path / "na.txt"
+    source.write_text("Na3PS4\nNaCl\nNa3Zr2Si2PO12\nLi3PS4\n")
+    out = tmp_path / "ranked.csv"
+    command = [sys.executable, "-m", "sse_screen.screening.cli", "rank", str(source), "--mobile-ion", "Na"]
+    run = subprocess.run(
+        [*command, "-o", str(out), "--no-explain"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stderr.count("no conductivity model for Na") == 1
+    ranked = pd.read_csv(out, keep_default_na=False)
+    na = ranked[ranked["formula"] != "Li3PS4"]
+    assert (na["status"] == "ranked").all() and (na["log10_sigma_s_per_cm"] == "").all()
+    assert (na["conductivity_model"] == "none: no Na model").all()
