@@ -112,7 +112,7 @@ def test_uploads_csv_txt_and_zip_of_cifs(client: httpx.Client) -> None:
     files = {"file": ("mine.csv", csv.encode(), "text/csv")}
     data = {"options": '{"mobile_ion": "Li", "explain": false}', "formula_column": "composition"}
     rows = client.post("/api/rank", files=files, data=data).json()["rows"]
-    assert [r["name"] for r in rows] == ["argyrodite", "bad"] and rows[1]["reason"] == "amount of Li is zero"
+    assert [r["name"] for r in rows] == ["argyrodite", "bad"] and rows[1]["reason"].startswith("amount of Li is zero")
 
     txt = client.post("/api/predict", files={"file": ("list.txt", b"Li3PS4\n\nLiCl\n")}).json()
     assert [r["formula"] for r in txt["rows"]] == ["Li3PS4", "", "LiCl"]

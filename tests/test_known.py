@@ -27,7 +27,8 @@ def test_known_values_by_canonical_composition() -> None:
     assert argyrodite["known_e_hull_ev_per_atom"] >= 0 and argyrodite["known_band_gap_ev"] > 0
     assert "mp-" in argyrodite["known_source"]
     # one composition, two notations: the same known values
-    pd.testing.assert_series_equal(out.iloc[1][list(KNOWN_COLUMNS)], out.iloc[2][list(KNOWN_COLUMNS)], check_names=False)
+    known = list(KNOWN_COLUMNS)
+    pd.testing.assert_series_equal(out.iloc[1][known], out.iloc[2][known], check_names=False)
     nacl = out.iloc[3]
     assert np.isnan(nacl["known_log10_sigma_s_per_cm"]) and nacl["known_sigma_source"] == ""
     assert nacl["known_band_gap_ev"] > 3 and "Materials Project" in nacl["known_source"]
