@@ -6,27 +6,25 @@ atom, e.g. ``data/mp_e_form``; elements fixed at 0 eV/atom) of ``x``'s chemical 
 * ``e_hull_ref_ev_per_atom``: the hull energy (formation energy per atom of the lowest-energy mixture of *other*
   known phases with the composition of ``x``), eV/atom, always <= 0. The energy above hull of ``x`` is then
   ``E_form(x) - e_hull_ref(x)`` (negative when ``x`` would itself lie on the hull);
-* ``decomposition``: that mixture, readable, largest atom fraction first (``"Li2S + P2S5"``);
+* ``decomposition``: that mixture, readable, largest atom fraction first (``"Li2S + P2S5"``; equal fractions:
+  elements first, then compounds in reference order);
 * ``n_known_phases``: known compounds (not elements) whose elements are a subset of ``x``'s, ``x`` excluded;
 * ``n_known_phases_same_elements``: known compounds with exactly ``x``'s elements, ``x`` excluded;
 * ``e_form_known_ev_per_atom``: the known formation energy of ``x`` itself (lowest polymorph), eV/atom, NaN when ``x``
   is unknown or when leave-self-out is on.
 
-**Leave-self-out** (``leave_self_out=True``, the default) removes the query's own composition from the known phases
-before building the hull. Training rows whose composition is a known phase must use it: otherwise the hull at ``x``
-*is* ``x``'s own energy and the target leaks into the features. It is also what a new candidate looks like at
-prediction time (its own energy is unknown, the hull of the other phases is known).
+**Leave-self-out** (``leave_self_out=True``, the default) removes the query's own composition (same
+:func:`features.canonical.canonical_key`) from the known phases before building the hull. Training rows whose
+composition is a known phase must use it: otherwise the hull at ``x`` *is* ``x``'s own energy and the target leaks
+into the features. It is also what a new candidate looks like at prediction time (its own energy is unknown, the hull
+of the other phases is known). Removing a phase that is not a hull vertex leaves the hull unchanged; for a vertex the
+system's hull is rebuilt without it.
 
-Chemistry is done by pymatgen's :class:`~pymatgen.analysis.phase_diagram.PhaseDiagram`. Queries are parsed in one
-batch (:func:`features.formula.parse_batch`, pymatgen's amounts), grouped by chemical system, and each system's
-diagram (with all its sub-systems) is built once and kept in a bounded cache across calls. All queries of a system
-are then located on that diagram's own lower-hull facets at once (:class:`features.hull_facets.FacetHull`: the same
-facets, order, barycentric transforms and tolerances as ``PhaseDiagram.get_decomposition``, as one matrix product
-per chunk), which is what makes a million candidates affordable. pymatgen's ``get_decomposition`` is still called,
-one query at a time, for what the facet search leaves out: single-element queries, formulas only pymatgen parses,
-points whose facet could depend on float rounding, and, under leave-self-out, a query that is a vertex of the hull
-(the diagram is rebuilt without it; removing a non-vertex leaves the hull unchanged). Decomposition products with
-equal amounts (to 1e-12) are listed in facet order.
+The hull is pymatgen's ``PhaseDiagram`` construction done on arrays (:class:`features.hull_facets.SystemHull`: qhull
+over the system's phases, then a vectorised facet search for all queries of the system at once); pymatgen is the
+reference the tests compare against. Known phases are held as arrays grouped by chemical system
+(:class:`features.reference_phases.ReferencePhases`, loadable from a compact ``.npz``), queries are parsed in one
+batch and grouped by chemical system, and each system's hull is built once and kept in a bounded cache across calls.
 
 Only compare energies from one consistent source: the bundled ``mp_e_form`` and ``mp_e_hull`` are both legacy
 (pre-MP2020) Materials Project energies; do not mix in MP2020-corrected energies.
@@ -34,23 +32,22 @@ Only compare energies from one consistent source: the bundled ``mp_e_form`` and 
 
 from __future__ import annotations
 
-import itertools
 import math
 import threading
-import warnings
 from collections import OrderedDict, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import combinations
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from pymatgen.core import Composition, Element
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from sse_screen.features.elements import ELEMENT_SYMBOLS
-from sse_screen.features.hull_facets import HullColumns, SystemHull
+from sse_screen.features.hull_facets import HullColumns, Located, SystemHull
+from sse_screen.features.reference_phases import MAX_ELEMENTS, ReferencePhases, system_code
 
 __all__ = [
     "FEATURE_NAMES",
@@ -70,9 +67,10 @@ FEATURE_NAMES: tuple[str, ...] = (
 #: Numeric columns, usable as model features (``decomposition`` is text for people).
 NUMERIC_FEATURE_NAMES: tuple[str, ...] = FEATURE_NAMES[:4]
 
-_ATOL = 1e-8  # fractional-composition tolerance when matching a phase to a query
 _PAD = 1 << 20  # padding element column (sorts after every real element)
-_SYSTEM_CACHE = 2048  # chemical systems whose diagrams are kept between calls (chunked ranking reuses them)
+_SYSTEM_CACHE = 4096  # chemical systems whose hulls are kept between calls (chunked ranking reuses them)
+_SUBSET_LIMIT = 12  # systems with more elements find their sub-systems by scanning the known element sets
+_ELEMENT_NAMES: dict[int, str] = {}
 
 
 @dataclass(frozen=True)
@@ -105,83 +103,75 @@ class HullResult:
         return " + ".join(self.decomposition)
 
 
-def _parse(formula: str) -> Composition:
-    """Parse a formula into a reduced composition, raising ``ValueError`` with a readable message."""
-    if not isinstance(formula, str) or not formula.strip():
-        raise ValueError(f"not a formula: {formula!r}")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            comp = Composition(formula)
-    except Exception as exc:  # pymatgen raises several types for bad formulas
-        raise ValueError(f"cannot parse formula {formula!r}: {exc}") from None
-    if comp.num_atoms <= 0 or any(v < 0 for v in comp.values()):
-        raise ValueError(f"formula {formula!r} has no atoms or negative amounts")
-    for el in comp.elements:
-        if not isinstance(el, Element):  # DummySpecies / Species: not a chemical element
-            raise ValueError(f"formula {formula!r}: {el} is not a chemical element")
-    return comp.reduced_composition
+def _element_name(column: int) -> str:
+    """pymatgen's name of an element as a phase (``O`` -> ``O2``), by element column (``Z - 1``)."""
+    name = _ELEMENT_NAMES.get(column)
+    if name is None:
+        from pymatgen.core import Composition
+
+        name = _ELEMENT_NAMES[column] = Composition(ELEMENT_SYMBOLS[column]).reduced_formula
+    return name
 
 
-def _fraction_key(comp: Composition) -> tuple:
-    """Identity of a composition independent of how it is written: sorted (element, atomic fraction) pairs."""
-    total = comp.num_atoms
-    return tuple(sorted((el.symbol, float(np.round(amount / total, 9))) for el, amount in comp.items()))
+class _System:
+    """One chemical system: its hull over all known phases, counts and the phases with exactly its elements."""
 
+    def __init__(self, phases: ReferencePhases, columns: tuple[int, ...], excluded: int = -1) -> None:
+        self.columns = columns
+        d = len(columns)
+        blocks = []  # (start, stop, positions of the group's elements among the system's columns)
+        if d <= _SUBSET_LIMIT:
+            for size in range(2, min(d, MAX_ELEMENTS) + 1):
+                for sub in combinations(range(d), size):
+                    start, stop = phases.group(system_code([columns[j] for j in sub]))
+                    if stop > start:
+                        blocks.append((start, stop, list(sub)))
+        else:  # many elements: the known element sets that are subsets
+            wanted = set(columns)
+            for start, stop in phases.groups():
+                group = phases.columns[start][: phases.n_elements[start]].tolist()
+                if set(group) <= wanted:
+                    blocks.append((start, stop, [columns.index(c) for c in group]))
+        ids = np.concatenate([np.arange(a, b) for a, b, _ in blocks]) if blocks else np.zeros(0, dtype=np.intp)
+        fractions = np.zeros((len(ids), d))
+        row = 0
+        for start, stop, positions in blocks:
+            fractions[row : row + stop - start, positions] = phases.fractions[start:stop, : len(positions)]
+            row += stop - start
+        keep = ids != excluded
+        self.n_known = int(keep.sum())
+        self.same = phases.group(system_code(columns)) if d <= MAX_ELEMENTS else (0, 0)
+        self.n_same_count = self.same[1] - self.same[0]
+        self.hull = SystemHull(
+            d, fractions[keep], phases.energy_ev_per_atom[ids[keep]], ids[keep], formation_tol=phases.formation_tol
+        )
+        self._phases = phases
+        self._names: dict[int, str] = {}
 
-class _Phases(Mapping):
-    """Known phases by fraction key: ``phases[key] -> (formation energy eV/atom, reduced Composition)``.
+    def name(self, point: int) -> str:
+        """Name of a hull point (``SystemHull.point_ids`` index)."""
+        name = self._names.get(point)
+        if name is None:
+            pid = int(self.hull.point_ids[point])
+            name = _element_name(self.columns[-1 - pid]) if pid < 0 else self._phases.name(pid)
+            self._names[point] = name
+        return name
 
-    Formulas are tokenised with the fast parser of :mod:`features.formula` (pymatgen's amounts exactly); the
-    pymatgen ``Composition`` of a phase is only built when a query touches its chemical system, so indexing
-    ~100k phases takes about a second instead of building ~100k pymatgen objects.
-    """
+    def match(self, z_fractions: np.ndarray) -> np.ndarray:
+        """Row of the known phase with each query's composition (atomic fractions rounded as canonical keys), or -1."""
+        start, stop = self.same
+        if stop <= start or not len(z_fractions):
+            return np.full(len(z_fractions), -1, dtype=np.intp)
+        from sse_screen.features.canonical import COMPOSITION_DECIMALS
 
-    def __init__(self, formulas: Sequence[str], energies: np.ndarray) -> None:
-        from sse_screen.features.formula import ELEMENT_SYMBOLS, parse_batch
-
-        batch = parse_batch([str(f) for f in formulas])
-        bad = [(f, e) for f, e in zip(formulas, batch.errors, strict=True) if e is not None]
-        if bad:
-            raise ValueError(f"cannot parse reference formula {bad[0][0]!r}: {bad[0][1]}")
-        fractions = np.round(batch.fractions(), 9)
-        symbols = np.asarray(ELEMENT_SYMBOLS, dtype=object)[batch.index]
-        self._best: dict[tuple, tuple[float, str]] = {}
-        for row in range(len(energies)):
-            mask = batch.mask[row]
-            if mask.sum() < 2:  # elements are references at 0 eV/atom by definition
-                continue
-            key = tuple(sorted(zip(symbols[row][mask].tolist(), fractions[row][mask].tolist(), strict=True)))
-            energy = float(energies[row])
-            if key not in self._best or energy < self._best[key][0]:
-                self._best[key] = (energy, str(formulas[row]))
-        self._built: dict[tuple, tuple[float, Composition]] = {}
-
-    def __getitem__(self, key: tuple) -> tuple[float, Composition]:
-        if key not in self._built:
-            energy, formula = self._best[key]
-            self._built[key] = (energy, _parse(formula))
-        return self._built[key]
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._best
-
-    def __iter__(self):
-        return iter(self._best)
-
-    def __len__(self) -> int:
-        return len(self._best)
-
-    def name(self, key: tuple) -> str:
-        """Reduced formula of a known phase (for decompositions people read)."""
-        return self[key][1].reduced_formula
-
-
-def _same_fractions(a: Composition, b: Composition) -> bool:
-    fa, fb = a.fractional_composition, b.fractional_composition
-    if set(fa.elements) != set(fb.elements):
-        return False
-    return all(abs(fa[el] - fb[el]) <= _ATOL for el in fa.elements)
+        d = len(self.columns)
+        known = np.round(self._phases.fractions[start:stop, :d], COMPOSITION_DECIMALS)
+        both = np.vstack([known, np.round(z_fractions, COMPOSITION_DECIMALS)])
+        _, inverse = np.unique(both, axis=0, return_inverse=True)
+        inverse = inverse.reshape(-1)
+        lookup = np.full(int(inverse.max()) + 1, -1, dtype=np.intp)
+        lookup[inverse[: stop - start]] = np.arange(start, stop)
+        return lookup[inverse[stop - start :]]
 
 
 class ReferenceHull:
@@ -191,24 +181,27 @@ class ReferenceHull:
         formulas: Formulas of the known phases (any notation pymatgen parses; polymorphs may repeat).
         e_form_per_atom: Their formation energies, eV/atom, same length as ``formulas``.
 
-    Polymorphs are aggregated to the lowest energy per reduced composition. Elemental rows are ignored: every
-    element is a reference at exactly 0 eV/atom (elements absent from the data included). Rows with a non-finite
-    energy or an unparseable formula raise ``ValueError`` (the reference set must be clean).
+    Polymorphs are aggregated to the lowest energy per composition (:func:`features.canonical.canonical_key`).
+    Elemental rows are ignored: every element is a reference at exactly 0 eV/atom (elements absent from the data
+    included). Rows with a non-finite energy or an unparseable formula raise ``ValueError`` (the reference set must
+    be clean). :meth:`from_phases` wraps already aggregated phases (e.g. a model bundle's artefact).
     """
 
     def __init__(self, formulas: Sequence[str], e_form_per_atom: Sequence[float] | np.ndarray) -> None:
-        energies = np.asarray(e_form_per_atom, dtype=float)
-        if len(formulas) != len(energies):
-            raise ValueError(f"{len(formulas)} formulas but {len(energies)} energies")
-        if not np.all(np.isfinite(energies)):
-            raise ValueError("reference formation energies must be finite")
-        #: fraction key -> known phase (lowest energy per composition); pymatgen objects are built lazily
-        self.phases = _Phases(formulas, energies)
-        self._by_elements: dict[frozenset[str], list[tuple]] = defaultdict(list)
-        for key in self.phases:
-            self._by_elements[frozenset(symbol for symbol, _ in key)].append(key)
-        self._systems: OrderedDict[frozenset[str], SystemHull] = OrderedDict()
+        self._init(ReferencePhases.from_formulas(formulas, e_form_per_atom))
+
+    def _init(self, phases: ReferencePhases) -> None:
+        #: the known phases as arrays (lowest energy per composition)
+        self.phases = phases
+        self._systems: OrderedDict[tuple[int, ...], _System] = OrderedDict()
         self._lock = threading.Lock()
+
+    @classmethod
+    def from_phases(cls, phases: ReferencePhases) -> ReferenceHull:
+        """A hull over already aggregated phases (nothing is parsed: cheap)."""
+        hull = cls.__new__(cls)
+        hull._init(phases)
+        return hull
 
     @classmethod
     def from_csv(cls, path: str | Path, *, formula_col: str = "formula", target_col: str = "target") -> ReferenceHull:
@@ -224,28 +217,24 @@ class ReferenceHull:
 
     def known_formation_energy(self, formula: str) -> float:
         """Known formation energy of a composition (lowest polymorph), eV/atom, or NaN if unknown."""
-        key = _fraction_key(_parse(formula))
-        return self.phases[key][0] if key in self.phases else math.nan
+        from sse_screen.features.canonical import canonical_keys
 
-    def _system_phase_keys(self, elements: frozenset[str]) -> list[tuple]:
-        keys: list[tuple] = []
-        for size in range(2, len(elements) + 1):
-            for sub in itertools.combinations(sorted(elements), size):
-                keys.extend(self._by_elements.get(frozenset(sub), ()))
-        return keys
+        (key,) = canonical_keys([formula])
+        if key is None:
+            raise ValueError(f"cannot parse formula {formula!r}")
+        row = self.phases.index_of(key)
+        return float(self.phases.energy_ev_per_atom[row]) if row >= 0 else math.nan
 
-    def _system(self, elements: frozenset[str]) -> SystemHull:
-        """The diagram of a chemical system (two or more elements), built once and kept in a bounded cache."""
+    def _system(self, columns: tuple[int, ...]) -> _System:
+        """The hull of a chemical system (two or more elements), built once and kept in a bounded cache."""
         with self._lock:
-            system = self._systems.get(elements)
+            system = self._systems.get(columns)
             if system is not None:
-                self._systems.move_to_end(elements)
+                self._systems.move_to_end(columns)
                 return system
-        system = SystemHull(
-            self.phases, elements, self._system_phase_keys(elements), list(self._by_elements.get(elements, ()))
-        )
+        system = _System(self.phases, columns)
         with self._lock:
-            self._systems[elements] = system
+            self._systems[columns] = system
             while len(self._systems) > _SYSTEM_CACHE:
                 self._systems.popitem(last=False)
         return system
@@ -270,10 +259,12 @@ class ReferenceHull:
             if out.error[i]:
                 results.append(HullResult(str(formula), "", math.nan, error=out.error[i]))
                 continue
+            from pymatgen.core import Composition
+
             results.append(
                 HullResult(
                     formula,
-                    out.reduced[i] or _parse(formula).reduced_formula,
+                    Composition(formula).reduced_formula,
                     float(out.e_ref[i]),
                     out.dicts[i],
                     int(out.n_known[i]),
@@ -315,19 +306,12 @@ class ReferenceHull:
         n = len(formulas)
         out = HullColumns(n, dicts)
         batch = parse_batch([f if isinstance(f, str) else None for f in formulas])
-        fast = np.fromiter(
-            (e is None and isinstance(f, str) for f, e in zip(formulas, batch.errors, strict=True)), bool, count=n
-        )
-        slow: dict[frozenset[str], list[tuple[int, Composition]]] = defaultdict(list)
-        for i in np.flatnonzero(~fast).tolist():  # what the fast parser rejects, pymatgen words (or accepts)
-            try:
-                comp = _parse(formulas[i])
-            except ValueError as exc:
-                out.error[i] = str(exc)
-                continue
-            slow[frozenset(el.symbol for el in comp.elements)].append((i, comp))
-
-        rows = np.flatnonzero(fast)
+        for i, err in enumerate(batch.errors):
+            if err is not None:
+                out.error[i] = f"cannot parse formula {formulas[i]!r}: {err}"
+        rows = np.flatnonzero(batch.ok)
+        if not len(rows):
+            return out
         index = np.where(batch.mask[rows], batch.index[rows], _PAD)
         order = np.argsort(index, axis=1, kind="stable")
         z_sorted = np.take_along_axis(index, order, axis=1)
@@ -340,97 +324,78 @@ class ReferenceHull:
             systems, inverse = np.unique(z_sorted, axis=0, return_inverse=True)
         inverse = inverse.reshape(-1)
         groups = np.split(np.argsort(inverse, kind="stable"), np.cumsum(np.bincount(inverse))[:-1])
-        work = sorted(range(len(systems)), key=lambda s: -len(groups[s]))
-        all_elements = set(slow) | {_elements_of(systems[s]) for s in work}
+        work: Iterable[int] = range(len(systems))
         if progress:
             from rich.progress import track
 
-            all_elements = track(sorted(all_elements, key=sorted), description="reference hulls")
-        by_elements = {_elements_of(systems[s]): s for s in work}
-        for elements in all_elements:
-            members = list(slow.get(elements, ()))
-            s = by_elements.get(elements)
-            if s is not None:
-                sel = groups[s]
-                n_el = len(elements)
-                if n_el == 1:  # elements: pymatgen names them (O -> O2, Li0.5 -> Li0.5); rare in candidate lists
-                    members += [(int(rows[j]), _parse(formulas[rows[j]])) for j in sel]
-                else:
-                    members += self._fast_system(
-                        elements, rows[sel], fractions[sel, :n_el], out, leave_self_out, formulas
-                    )
-            for i, res in self._query_system(elements, members, leave_self_out):
-                out.set_slow(i, res)
+            work = track(work, description="reference hulls")
+        for s in work:
+            sel = groups[s]
+            columns = tuple(int(z) for z in systems[s] if z != _PAD)
+            if len(columns) == 1:  # an element: the reference is the element itself at 0 eV/atom
+                take = rows[sel]
+                out.e_ref[take] = 0.0
+                out.n_known[take] = 0
+                out.n_same[take] = 0
+                out.decomposition[take] = _element_name(columns[0])
+                if out.dicts is not None:
+                    for i in take.tolist():
+                        out.dicts[i] = {_element_name(columns[0]): 1.0}
+                continue
+            self._fill_system(columns, rows[sel], fractions[sel, : len(columns)], out, leave_self_out)
         return out
 
-    def _fast_system(
+    def _fill_system(
         self,
-        elements: frozenset[str],
+        columns: tuple[int, ...],
         rows: np.ndarray,
         z_fractions: np.ndarray,
         out: HullColumns,
         leave_self_out: bool,
-        formulas: list,
-    ) -> list[tuple[int, Composition]]:
-        """Fill ``out`` for the rows of one system (columns in Z order); return the rows pymatgen must answer."""
-        system = self._system(elements)
-        fh = system.facets
+    ) -> None:
+        """Fill ``out`` for the rows of one system (fraction columns in the system's Z order)."""
+        system = self._system(columns)
         known = system.match(z_fractions)
+        lost = np.flatnonzero((np.round(z_fractions, 6) == 0).any(axis=1))  # a key without an element: look it up
+        if len(lost):
+            from sse_screen.features.canonical import canonical_key
+
+            for j in lost.tolist():
+                amounts = {ELEMENT_SYMBOLS[c]: float(f) for c, f in zip(columns, z_fractions[j], strict=True)}
+                known[j] = self.phases.index_of(canonical_key(amounts))
         exclude = (known >= 0) & leave_self_out
-        located = fh.locate(z_fractions[:, system.pd_order])
-        at_vertex = located.weights.max(axis=1) > 1.0 - 1e-6
-        need_pymatgen = located.doubtful | (exclude & (system.stable[known] | at_vertex))
-        ok = ~need_pymatgen
-        take = rows[ok]
-        out.e_ref[take] = located.energy[ok]
-        out.n_known[take] = len(system.keys) - exclude[ok]
-        out.n_same[take] = system.n_same - exclude[ok]
-        use_known = ok & (known >= 0) & ~exclude
-        out.e_form[rows[use_known]] = system.energies[known[use_known]]
-        # decomposition: kept vertices, largest weight first (ties in facet order), one string per vertex sequence
-        weights, kept = located.weights[ok], located.kept[ok]
-        rank = np.argsort(np.where(kept, -np.round(weights, 12), np.inf), axis=1, kind="stable")
-        seq = np.where(np.take_along_axis(kept, rank, 1), np.take_along_axis(located.vertices[ok], rank, 1), -1)
+        start, stop = system.same
+        out.n_known[rows] = system.n_known - exclude
+        out.n_same[rows] = system.n_same_count - (exclude & (known >= start) & (known < stop))
+        use_known = (known >= 0) & ~exclude
+        out.e_form[rows[use_known]] = self.phases.energy_ev_per_atom[known[use_known]]
+        vertex = exclude & np.isin(known, list(system.hull.vertex_ids))
+        plain = np.flatnonzero(~vertex)
+        if len(plain):
+            self._write(system, system.hull.locate(z_fractions[plain]), rows[plain], out)
+        if vertex.any():  # a hull vertex left out: that system's hull without it
+            by_phase: dict[int, list[int]] = defaultdict(list)
+            for j in np.flatnonzero(vertex).tolist():
+                by_phase[int(known[j])].append(j)
+            for phase, js in by_phase.items():
+                without = _System(self.phases, columns, excluded=phase)
+                self._write(without, without.hull.locate(z_fractions[js]), rows[js], out)
+
+    @staticmethod
+    def _write(system: _System, located: Located, rows: np.ndarray, out: HullColumns) -> None:
+        """Hull energies and decompositions of located rows (kept vertices, largest fraction first)."""
+        out.e_ref[rows] = located.energy
+        weights, kept = located.weights, located.kept
+        primary = np.where(kept, -np.round(weights, 12), np.inf)
+        rank = np.lexsort((located.vertices, primary), axis=1)  # ties: hull point order (elements first)
+        seq = np.where(np.take_along_axis(kept, rank, 1), np.take_along_axis(located.vertices, rank, 1), -1)
         uniq, which = np.unique(seq, axis=0, return_inverse=True)
-        texts = np.array([" + ".join(fh.names[v] for v in u if v >= 0) for u in uniq.tolist()], dtype=object)
-        out.decomposition[take] = texts[which.reshape(-1)]
+        texts = np.array([" + ".join(system.name(v) for v in u if v >= 0) for u in uniq.tolist()], dtype=object)
+        out.decomposition[rows] = texts[which.reshape(-1)]
         if out.dicts is not None:
-            ordered_w = np.take_along_axis(weights, rank, 1)
-            for i, u, w in zip(take.tolist(), seq.tolist(), ordered_w.tolist(), strict=True):
-                out.dicts[i] = {fh.names[v]: a for v, a in zip(u, w, strict=True) if v >= 0}
-        return [(int(i), _parse(formulas[i])) for i in rows[need_pymatgen]]
-
-    def _query_system(
-        self, elements: frozenset[str], members: list[tuple[int, Composition]], leave_self_out: bool
-    ) -> Iterable[tuple[int, tuple]]:
-        """pymatgen's answer, one query at a time (the exact path for what the facet search leaves out)."""
-        system: SystemHull | None = None
-        for i, comp in members:
-            name, key = comp.reduced_formula, _fraction_key(comp)
-            known = key in self.phases
-            e_known = self.phases[key][0] if known else math.nan
-            exclude = leave_self_out and known
-            if len(elements) == 1:  # an element: the reference is the element itself at 0 eV/atom
-                decomp = {name: 1.0}
-                yield i, (name, 0.0, decomp, 0, 0, e_known if known and not leave_self_out else math.nan, "")
-                continue
-            system = system or self._system(elements)
-            # rebuild only when the query is a hull vertex: removing a non-vertex leaves the hull unchanged
-            pdiag = system.build(name) if exclude and name in system.stable_names else system.pd_full
-            decomp_entries = pdiag.get_decomposition(comp)
-            e_ref = float(sum(amount * entry.energy_per_atom for entry, amount in decomp_entries.items()))
-            decomp = {
-                entry.composition.reduced_formula: float(amount)
-                for entry, amount in sorted(decomp_entries.items(), key=lambda kv: -round(kv[1], 12))
-                if amount > 1e-9
-            }
-            n_known = len(system.keys) - (1 if exclude else 0)
-            n_same_known = system.n_same - (1 if exclude else 0)
-            yield i, (name, e_ref, decomp, n_known, n_same_known, math.nan if exclude else e_known, "")
-
-
-def _elements_of(z_row: np.ndarray) -> frozenset[str]:
-    return frozenset(ELEMENT_SYMBOLS[z] for z in z_row.tolist() if z != _PAD)
+            ordered = np.take_along_axis(weights, rank, 1)
+            for i, u, w in zip(rows.tolist(), seq.tolist(), ordered.tolist(), strict=True):
+                out.dicts[i] = {system.name(v): a for v, a in zip(u, w, strict=True) if v >= 0}
 
 
 class ReferenceHullFeaturizer(TransformerMixin, BaseEstimator):

@@ -84,11 +84,14 @@ class Bundle:
         boosters: Boosters by name (e.g. ``{"mean": ...}``), loaded from UBJ files.
         metadata: The parsed ``metadata.json``.
         source: Where the bundle was loaded from; set by the loader.
+        files: Other files the bundle carries (``metadata["files"]``, e.g. ``reference_phases``), as bytes,
+            their SHA-256 checked.
     """
 
     boosters: dict[str, xgboost.Booster]
     metadata: dict[str, Any]
     source: ModelSource | None = field(default=None, compare=False)
+    files: dict[str, bytes] = field(default_factory=dict, compare=False)
 
     @property
     def task(self) -> str:
@@ -277,4 +280,19 @@ def load_bundle(path: str | Path, *, task: str | None = None, source: ModelSourc
         except xgboost.core.XGBoostError as exc:
             raise BundleError(f"{file} is not a valid xgboost model: {exc}") from None
         boosters[name] = booster
-    return Bundle(boosters=boosters, metadata=metadata, source=source)
+    return Bundle(boosters=boosters, metadata=metadata, source=source, files=_load_files(path, metadata))
+
+
+def _load_files(path: Path, metadata: dict[str, Any]) -> dict[str, bytes]:
+    """Read the non-booster files of ``metadata["files"]`` (``{name: {"file": ..., "sha256": ...}}``), hash-checked."""
+    files: dict[str, bytes] = {}
+    for name, entry in (metadata.get("files") or {}).items():
+        filename = entry.get("file", "") if isinstance(entry, dict) else ""
+        file = path / filename
+        if not filename or Path(filename).name != filename or not file.is_file():
+            raise BundleError(f"{path}: file {filename!r} for {name!r} is missing")
+        data = file.read_bytes()
+        if hashlib.sha256(data).hexdigest() != entry.get("sha256"):
+            raise BundleError(f"{file}: SHA-256 differs from metadata.json (the file was changed or is incomplete)")
+        files[name] = data
+    return files

@@ -276,57 +276,101 @@ def test_fast_path_matches_pymatgen_get_decomposition(
     assert table["n_known_phases"].tolist() == [r.n_known_phases for r in results]
 
 
-def test_many_queries_per_system_do_not_call_get_decomposition(mp_hull: ReferenceHull, monkeypatch) -> None:
-    """Doped series are answered from the facets in bulk: pymatgen is asked only about hull vertices (left out)."""
+def test_queries_build_no_pymatgen_phase_diagram(mp_hull: ReferenceHull, monkeypatch) -> None:
+    """The hull is qhull on arrays: answering a doped series never builds a pymatgen PhaseDiagram."""
     from pymatgen.analysis.phase_diagram import PhaseDiagram
 
-    calls = []
-    original = PhaseDiagram.get_decomposition
+    from sse_screen.features.reference_hull import ReferenceHull
 
-    def counting(self, comp):
-        calls.append(comp)
-        return original(self, comp)
+    def forbidden(self, *args, **kwargs):
+        raise AssertionError("PhaseDiagram built at query time")
 
     xs = np.round(np.linspace(0.01, 0.99, 200), 4)
     formulas = [f"Li{6 - x:g}PS{5 - x:g}Cl{1 + x:g}" for x in xs] + [f"Li{7 - x:g}La3Zr{2 - x:g}Ta{x:g}O12" for x in xs]
-    expected = mp_hull.features(formulas)  # warm the system cache outside the count
-    monkeypatch.setattr(PhaseDiagram, "get_decomposition", counting)
-    table = mp_hull.features(formulas)
-    assert len(calls) <= 4  # at most a few rows on a facet boundary are left to pymatgen
-    pd.testing.assert_frame_equal(table, expected)
+    monkeypatch.setattr(PhaseDiagram, "__init__", forbidden)
+    fresh = ReferenceHull.from_phases(mp_hull.phases)  # empty system cache
+    table = fresh.features([*formulas, "Li3PS4", "Li2S"])
     assert (table["error"] == "").all() and np.isfinite(table["e_hull_ref_ev_per_atom"]).all()
+    assert (table["e_hull_ref_ev_per_atom"] < 0).all()
 
 
-def test_facet_hull_locates_like_pymatgen() -> None:
+def _random_systems(phases, rng: np.random.Generator, n_systems: int, max_phases: int) -> list[tuple[tuple, int]]:
+    """Chemical systems (Z - 1 columns) drawn through random known phases, some widened by one more element."""
+    from sse_screen.features.reference_phases import system_code
+
+    out, seen = [], set()
+    while len(out) < n_systems:
+        row = int(rng.integers(len(phases)))
+        columns = set(phases.columns[row][: phases.n_elements[row]].tolist())
+        if rng.random() < 0.3:
+            columns.add(int(rng.integers(94)))
+        columns = tuple(sorted(columns))
+        if columns in seen or len(columns) > 4:
+            continue
+        members = sum(
+            np.subtract(*phases.group(system_code(sub))[::-1])
+            for size in range(2, len(columns) + 1)
+            for sub in itertools.combinations(columns, size)
+        )
+        if members > max_phases:
+            continue
+        seen.add(columns)
+        out.append((columns, row))
+    return out
+
+
+def test_random_systems_match_pymatgen_phase_diagram(mp_hull: ReferenceHull) -> None:
+    """2,000 random chemical systems of the reference phases: energies to 1e-6 eV/atom, same decompositions."""
     from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
     from pymatgen.core import Composition
 
-    from sse_screen.features.hull_facets import FacetHull
+    from sse_screen.features.elements import ELEMENT_SYMBOLS
+    from sse_screen.features.reference_phases import system_code
 
-    ref = pd.read_csv(DATA / "mp_e_form" / "mp_e_form.csv", keep_default_na=False)
-    ref = ref[ref["formula"].map(lambda f: set(re.findall(r"[A-Z][a-z]?", f)) <= {"Li", "P", "S", "Cl"})]
-    entries = [PDEntry(Composition(el), 0.0) for el in ("Li", "P", "S", "Cl")]
-    entries += [
-        PDEntry(Composition(f), e * Composition(f).num_atoms)
-        for f, e in zip(ref["formula"], ref["target"], strict=True)
-    ]
-    pdiag = PhaseDiagram(entries)
-    fh = FacetHull(pdiag)
-    rng = np.random.default_rng(0)
-    fractions = rng.dirichlet(np.ones(4), size=300)
-    fractions[:20] = np.round(fractions[:20], 1)  # coarse points: many on edges and faces
-    fractions[:20] /= fractions[:20].sum(axis=1, keepdims=True)
-    located = fh.locate(fractions)
-    assert located.doubtful.mean() < 0.1
-    for row in np.flatnonzero(~located.doubtful):
-        comp = Composition(dict(zip(fh.elements, fractions[row], strict=True)))
-        expected = pdiag.get_decomposition(comp)
-        got = {
-            fh.names[v]: w
-            for v, w, k in zip(located.vertices[row], located.weights[row], located.kept[row], strict=True)
-            if k
-        }
-        assert got.keys() == {e.composition.reduced_formula for e in expected}
-        for entry, amount in expected.items():
-            assert abs(got[entry.composition.reduced_formula] - amount) <= 1e-9
-        assert abs(located.energy[row] - sum(a * e.energy_per_atom for e, a in expected.items())) <= 1e-12
+    phases = mp_hull.phases
+    rng = np.random.default_rng(7)
+    systems = _random_systems(phases, rng, 2000, max_phases=25)
+    formulas, expected, self_out = [], [], []
+    for columns, drawn in systems:
+        symbols = [ELEMENT_SYMBOLS[c] for c in columns]
+        entries = [PDEntry(Composition(s), 0.0, name=Composition(s).reduced_formula) for s in symbols]
+        rows = [
+            r
+            for size in range(2, len(columns) + 1)
+            for sub in itertools.combinations(columns, size)
+            for r in range(*phases.group(system_code(sub)))
+        ]
+        for r in rows:
+            comp = Composition(
+                {ELEMENT_SYMBOLS[c]: f for c, f in zip(phases.columns[r], phases.fractions[r], strict=True) if f > 0}
+            )
+            entries.append(PDEntry(comp, phases.energy_ev_per_atom[r] * comp.num_atoms, name=phases.name(r)))
+        queries = [
+            "".join(f"{s}{float(w)!r}" for s, w in zip(symbols, rng.dirichlet(np.ones(len(symbols))), strict=True))
+        ]
+        coarse = np.maximum(np.round(rng.dirichlet(np.ones(len(symbols))), 1), 0.1)  # on edges and faces
+        queries.append("".join(f"{s}{w:g}" for s, w in zip(symbols, coarse, strict=True)))
+        full = PhaseDiagram(entries)
+        for q in queries:
+            formulas.append(q)
+            expected.append(full.get_decomposition(Composition(q)))
+            self_out.append(False)
+        if drawn in rows:  # the drawn phase itself, left out: pymatgen without it
+            without = PhaseDiagram([e for i, e in enumerate(entries) if i != len(symbols) + rows.index(drawn)])
+            formulas.append(phases.name(drawn))
+            expected.append(without.get_decomposition(Composition(phases.name(drawn))))
+            self_out.append(True)
+    assert len(systems) == 2000 and len(formulas) >= 5000
+    got = {True: {}, False: {}}
+    for flag in (True, False):
+        idx = [i for i, f in enumerate(self_out) if f == flag]
+        results = mp_hull.query([formulas[i] for i in idx], leave_self_out=flag)
+        got[flag] = dict(zip(idx, results, strict=True))
+    for i, decomposition in enumerate(expected):
+        result = got[self_out[i]][i]
+        energy = sum(amount * entry.energy_per_atom for entry, amount in decomposition.items())
+        assert abs(result.e_hull_ref - energy) <= 1e-6, formulas[i]
+        want = {e.name: a for e, a in decomposition.items() if a > 1e-8}
+        assert result.decomposition.keys() == want.keys(), (formulas[i], result.decomposition, want)
+        for name, amount in want.items():
+            assert abs(result.decomposition[name] - amount) <= 1e-6, (formulas[i], name)
