@@ -15,6 +15,7 @@ No pymatgen object is built: a system with a handful of phases costs about a hun
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,7 +60,7 @@ class SystemHull:
 
     Attributes:
         point_ids: ``(d + k,)`` reference row of every hull point; element ``j`` is ``-1 - j``.
-        vertex_ids: Reference rows of the compounds that are hull vertices.
+        facets: ``(F, d)`` point indices of the lower-hull facets.
     """
 
     def __init__(
@@ -74,22 +75,32 @@ class SystemHull:
         dim = int(n_elements)
         if dim < 2:
             raise ValueError("a SystemHull needs at least two elements")
-        below = np.asarray(energy_ev_per_atom, dtype=float) < -formation_tol
-        points = np.vstack([np.eye(dim), np.asarray(fractions, dtype=float).reshape(-1, dim)[below]])
-        energy = np.concatenate([np.zeros(dim), np.asarray(energy_ev_per_atom, dtype=float)[below]])
+        energies = np.asarray(energy_ev_per_atom, dtype=float)
+        below = energies < -formation_tol
+        self.dim = dim
         self.point_ids = np.concatenate([-1 - np.arange(dim), np.asarray(ids, dtype=np.intp)[below]])
-        self.point_energy = energy
-        # elements only: the simplex itself
-        facets = np.arange(dim)[None, :] if len(points) == dim else _lower_facets(points, energy)
+        if not below.any():  # elements only: the hull is the simplex at 0 eV/atom, weights are the fractions
+            self.facets = np.arange(dim)[None, :]
+            self._transform = None
+            return
+        points = np.zeros((dim + int(below.sum()), dim))
+        points[np.arange(dim), np.arange(dim)] = 1.0
+        points[dim:] = np.asarray(fractions, dtype=float).reshape(-1, dim)[below]
+        energy = np.zeros(len(points))
+        energy[dim:] = energies[below]
+        facets = _lower_facets(points, energy)
         self.facets = facets
-        self.vertex_ids = {int(i) for i in np.unique(self.point_ids[facets]) if i >= 0}
         aug = np.empty((len(facets), dim, dim))
         aug[:, :, :-1] = points[facets][:, :, 1:]
         aug[:, :, -1] = 1.0
         inverses = np.linalg.inv(aug)  # (F, d, d): [x[1:], 1] @ inv -> barycentric coordinates
         self._transform = np.ascontiguousarray(inverses.transpose(1, 0, 2).reshape(dim, len(facets) * dim))
         self._vertex_energy = energy[facets]
-        self.dim = dim
+
+    @functools.cached_property
+    def vertex_ids(self) -> set[int]:
+        """Reference rows of the compounds that are hull vertices."""
+        return {int(i) for i in np.unique(self.point_ids[self.facets]) if i >= 0}
 
     def locate(self, fractions: np.ndarray) -> Located:
         """Find the facet under each composition and interpolate the hull energy there.
@@ -104,6 +115,8 @@ class SystemHull:
         n, dim = fractions.shape
         if dim != self.dim:
             raise ValueError(f"expected {self.dim} fraction columns, got {dim}")
+        if self._transform is None:
+            return Located(weights=fractions, vertices=np.broadcast_to(self.facets, (n, dim)), energy=np.zeros(n))
         n_facets = len(self.facets)
         facet = np.zeros(n, dtype=np.intp)
         weights = np.zeros((n, dim))

@@ -37,7 +37,6 @@ import threading
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from itertools import combinations
 from pathlib import Path
 
 import numpy as np
@@ -119,15 +118,10 @@ class _System:
     def __init__(self, phases: ReferencePhases, columns: tuple[int, ...], excluded: int = -1) -> None:
         self.columns = columns
         d = len(columns)
-        blocks = []  # (start, stop, positions of the group's elements among the system's columns)
-        if d <= _SUBSET_LIMIT:
-            for size in range(2, min(d, MAX_ELEMENTS) + 1):
-                for sub in combinations(range(d), size):
-                    start, stop = phases.group(system_code([columns[j] for j in sub]))
-                    if stop > start:
-                        blocks.append((start, stop, list(sub)))
+        if d <= _SUBSET_LIMIT:  # (start, stop, positions of the group's elements among the system's columns)
+            blocks = phases.subsystem_blocks(columns)
         else:  # many elements: the known element sets that are subsets
-            wanted = set(columns)
+            blocks, wanted = [], set(columns)
             for start, stop in phases.groups():
                 group = phases.columns[start][: phases.n_elements[start]].tolist()
                 if set(group) <= wanted:
@@ -136,7 +130,7 @@ class _System:
         fractions = np.zeros((len(ids), d))
         row = 0
         for start, stop, positions in blocks:
-            fractions[row : row + stop - start, positions] = phases.fractions[start:stop, : len(positions)]
+            fractions[row : row + stop - start, list(positions)] = phases.fractions[start:stop, : len(positions)]
             row += stop - start
         keep = ids != excluded
         self.n_known = int(keep.sum())
@@ -323,6 +317,7 @@ class ReferenceHull:
         else:
             systems, inverse = np.unique(z_sorted, axis=0, return_inverse=True)
         inverse = inverse.reshape(-1)
+        lost = ((np.round(fractions, 6) == 0) & (z_sorted != _PAD)).any(axis=1)  # see _fill_system
         groups = np.split(np.argsort(inverse, kind="stable"), np.cumsum(np.bincount(inverse))[:-1])
         work: Iterable[int] = range(len(systems))
         if progress:
@@ -342,7 +337,7 @@ class ReferenceHull:
                     for i in take.tolist():
                         out.dicts[i] = {_element_name(columns[0]): 1.0}
                 continue
-            self._fill_system(columns, rows[sel], fractions[sel, : len(columns)], out, leave_self_out)
+            self._fill_system(columns, rows[sel], fractions[sel, : len(columns)], lost[sel], out, leave_self_out)
         return out
 
     def _fill_system(
@@ -350,26 +345,34 @@ class ReferenceHull:
         columns: tuple[int, ...],
         rows: np.ndarray,
         z_fractions: np.ndarray,
+        lost: np.ndarray,
         out: HullColumns,
         leave_self_out: bool,
     ) -> None:
-        """Fill ``out`` for the rows of one system (fraction columns in the system's Z order)."""
+        """Fill ``out`` for the rows of one system (fraction columns in the system's Z order).
+
+        ``lost``: rows with an atomic fraction that rounds to 0 in the canonical key (the key names fewer elements).
+        """
         system = self._system(columns)
         known = system.match(z_fractions)
-        lost = np.flatnonzero((np.round(z_fractions, 6) == 0).any(axis=1))  # a key without an element: look it up
-        if len(lost):
+        if lost.any():
             from sse_screen.features.canonical import canonical_key
 
-            for j in lost.tolist():
+            for j in np.flatnonzero(lost).tolist():
                 amounts = {ELEMENT_SYMBOLS[c]: float(f) for c, f in zip(columns, z_fractions[j], strict=True)}
                 known[j] = self.phases.index_of(canonical_key(amounts))
+        if not (known >= 0).any():  # nothing known: no row leaves anything out
+            out.n_known[rows] = system.n_known
+            out.n_same[rows] = system.n_same_count
+            self._write(system, system.hull.locate(z_fractions), rows, out)
+            return
         exclude = (known >= 0) & leave_self_out
         start, stop = system.same
         out.n_known[rows] = system.n_known - exclude
         out.n_same[rows] = system.n_same_count - (exclude & (known >= start) & (known < stop))
         use_known = (known >= 0) & ~exclude
         out.e_form[rows[use_known]] = self.phases.energy_ev_per_atom[known[use_known]]
-        vertex = exclude & np.isin(known, list(system.hull.vertex_ids))
+        vertex = exclude & np.isin(known, list(system.hull.vertex_ids)) if exclude.any() else exclude
         plain = np.flatnonzero(~vertex)
         if len(plain):
             self._write(system, system.hull.locate(z_fractions[plain]), rows[plain], out)
@@ -386,12 +389,21 @@ class ReferenceHull:
         """Hull energies and decompositions of located rows (kept vertices, largest fraction first)."""
         out.e_ref[rows] = located.energy
         weights, kept = located.weights, located.kept
+        if len(rows) <= 8:  # few rows (diverse chemistry): plain Python beats a dozen numpy calls
+            for i, w, v, k in zip(
+                rows.tolist(), weights.tolist(), located.vertices.tolist(), kept.tolist(), strict=True
+            ):
+                parts = sorted((-round(a, 12), p, a) for a, p, keep in zip(w, v, k, strict=True) if keep)
+                out.decomposition[i] = " + ".join(system.name(p) for _, p, _ in parts)
+                if out.dicts is not None:
+                    out.dicts[i] = {system.name(p): a for _, p, a in parts}
+            return
         primary = np.where(kept, -np.round(weights, 12), np.inf)
         rank = np.lexsort((located.vertices, primary), axis=1)  # ties: hull point order (elements first)
         seq = np.where(np.take_along_axis(kept, rank, 1), np.take_along_axis(located.vertices, rank, 1), -1)
         uniq, which = np.unique(seq, axis=0, return_inverse=True)
-        texts = np.array([" + ".join(system.name(v) for v in u if v >= 0) for u in uniq.tolist()], dtype=object)
-        out.decomposition[rows] = texts[which.reshape(-1)]
+        names = np.array([" + ".join(system.name(v) for v in u if v >= 0) for u in uniq.tolist()], dtype=object)
+        out.decomposition[rows] = names[which.reshape(-1)]
         if out.dicts is not None:
             ordered = np.take_along_axis(weights, rank, 1)
             for i, u, w in zip(rows.tolist(), seq.tolist(), ordered.tolist(), strict=True):

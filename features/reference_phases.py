@@ -12,8 +12,10 @@ formula parsing.
 
 from __future__ import annotations
 
+import functools
 import io
 from collections.abc import Sequence
+from itertools import combinations
 from pathlib import Path
 
 import numpy as np
@@ -37,10 +39,20 @@ def system_code(columns: Sequence[int]) -> int:
 
 def subsystem_codes(columns: Sequence[int]) -> list[int]:
     """Codes of every element subset of two or more (and at most :data:`MAX_ELEMENTS`) elements of ``columns``."""
-    from itertools import combinations
-
     cols = sorted(int(c) for c in columns)
     return [system_code(sub) for size in range(2, min(len(cols), MAX_ELEMENTS) + 1) for sub in combinations(cols, size)]
+
+
+@functools.cache
+def _subset_table(d: int) -> tuple[list[tuple[int, ...]], np.ndarray, np.ndarray]:
+    """Subsets of ``range(d)`` with 2..9 members: their positions, per-position shifts (-1: absent), padding code."""
+    positions = [sub for size in range(2, min(d, MAX_ELEMENTS) + 1) for sub in combinations(range(d), size)]
+    shifts = np.full((len(positions), d), -1, dtype=np.int64)
+    pad = np.zeros(len(positions), dtype=np.int64)
+    for i, sub in enumerate(positions):
+        shifts[i, list(sub)] = _SHIFTS[: len(sub)]
+        pad[i] = int(sum(_PAD << int(s) for s in _SHIFTS[len(sub) :]))
+    return positions, shifts, pad
 
 
 def _codes(index: np.ndarray) -> np.ndarray:
@@ -87,10 +99,10 @@ class ReferencePhases:
         self._names = [names[i] for i in order.tolist()]
         self._formulas = None if formulas is None else [formulas[i] for i in order.tolist()]
         codes = codes[order]
-        unique, start, count = np.unique(codes, return_index=True, return_counts=True)
-        self._groups = dict(
-            zip(unique.tolist(), zip(start.tolist(), (start + count).tolist(), strict=True), strict=True)
-        )
+        self._group_codes, start, count = np.unique(codes, return_index=True, return_counts=True)
+        self._group_start, self._group_stop = start, start + count
+        bounds = zip(start.tolist(), (start + count).tolist(), strict=True)
+        self._groups = dict(zip(self._group_codes.tolist(), bounds, strict=True))
         self._key_index: dict[str, int] | None = None
 
     # ---------------------------------------------------------------------------------------------- building
@@ -150,6 +162,27 @@ class ReferencePhases:
     def group(self, code: int) -> tuple[int, int]:
         """``(start, stop)`` rows of the phases with exactly the element set ``code`` (empty slice if none)."""
         return self._groups.get(code, (0, 0))
+
+    def subsystem_blocks(self, columns: Sequence[int]) -> list[tuple[int, int, tuple[int, ...]]]:
+        """Known phases of every sub-system (two or more elements) of a Z-sorted system, by element set.
+
+        Args:
+            columns: The system's element columns (``Z - 1``), ascending, at most 12 of them.
+
+        Returns:
+            ``(start, stop, positions)`` per element set with known phases: its rows, and where its elements sit
+            among ``columns``.
+        """
+        positions, shifts, pad = _subset_table(len(columns))
+        if not len(pad):
+            return []
+        cols = np.asarray(columns, dtype=np.int64)
+        codes = (np.where(shifts >= 0, cols[None, :] << np.maximum(shifts, 0), 0)).sum(axis=1) + pad
+        at = np.searchsorted(self._group_codes, codes)
+        at = np.minimum(at, len(self._group_codes) - 1)
+        hits = np.flatnonzero(self._group_codes[at] == codes) if len(self._group_codes) else []
+        starts, stops = self._group_start[at], self._group_stop[at]
+        return [(int(starts[h]), int(stops[h]), positions[h]) for h in hits]
 
     def groups(self) -> list[tuple[int, int]]:
         """``(start, stop)`` rows of every chemical system that has known phases."""

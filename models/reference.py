@@ -123,7 +123,7 @@ def hull_from_bundle(bundle: Bundle) -> ReferenceHull:
     Raises:
         BundleError: The bundle has no reference-phases artefact (with the command that adds it) or an unreadable one.
     """
-    where = bundle.source.uri if bundle.source is not None else "<bundle>"
+    where = bundle.source.uri if bundle.source is not None else "<bundle directory>"
     data = bundle.files.get(REFERENCE_KEY)
     if data is None:
         raise BundleError(
