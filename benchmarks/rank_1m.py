@@ -15,9 +15,9 @@ Then times, in one run on the same machine:
     ``n`` (printed as such when the sample is smaller than ``n``);
 (b) ``screening.rank.rank_candidates(table, load_models(), options=RankOptions(explain=False))`` on the full list.
 
-Prints wall times, the ratio (b)/(a) (targets: prototype enumeration <= 5x, diverse <= 15x) and the peak resident memory of the
-process (``ru_maxrss``; target < 4 GiB). Shipped models are used; a task without a shipped bundle gets a tiny model
-trained here first (not timed, said so). ``--profile`` runs (b) under cProfile and prints the top functions.
+Prints wall times, the ratio (b)/(a) (targets: prototype enumeration <= 5x, diverse <= 15x) and the peak resident
+memory of the process (``ru_maxrss``; target < 4 GiB). Shipped models are used; a task without a shipped bundle gets a
+tiny model trained here first (not timed, said so). ``--profile`` runs (b) under cProfile and prints the top functions.
 """
 
 from __future__ import annotations

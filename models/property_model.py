@@ -30,11 +30,10 @@ from sklearn.utils.validation import check_is_fitted
 
 from sse_screen.features.composition import CompositionFeaturizer
 from sse_screen.features.formula import as_formula_list
-from sse_screen.features.reference_hull import ReferenceHull
 from sse_screen.models.explain import explain_rows
 from sse_screen.models.metrics import regression_report
 from sse_screen.models.persistence import Bundle, load_bundle, save_bundle
-from sse_screen.models.reference import attach_reference, hull_from_bundle, training_reference_hull
+from sse_screen.models.reference import hull_from_bundle, hull_of, save_reference
 from sse_screen.models.tasks import TaskSpec, task_spec
 from sse_screen.models.uncertainty import ConformalCalibration, calibrate
 
@@ -149,7 +148,7 @@ class PropertyModel(RegressorMixin, BaseEstimator):
         decomposition = [""] * len(formulas)
         if self.use_reference_hull:
             good = [i for i, e in enumerate(errors) if e is None]
-            hull = self._reference_hull().features([str(formulas[i]) for i in good], leave_self_out=True)
+            hull = hull_of(self).features([str(formulas[i]) for i in good], leave_self_out=True)
             extra = np.full((len(formulas), len(HULL_FEATURES)), np.nan)
             extra[good] = hull[list(HULL_FEATURES)].to_numpy(dtype=float)
             for row, text, err in zip(good, hull["decomposition"], hull["error"], strict=True):
@@ -168,12 +167,6 @@ class PropertyModel(RegressorMixin, BaseEstimator):
                 columns.append(e_form - matrix[:, composition.shape[1]])  # E_form - E_hull_ref: the implied E_hull
             matrix = np.hstack([matrix, np.column_stack(columns)])
         return matrix, errors, decomposition
-
-    def _reference_hull(self) -> ReferenceHull:
-        """The known phases: the bundle's artefact once loaded or fitted, else (training) ``data/mp_e_form``."""
-        if getattr(self, "reference_", None) is None:
-            self.reference_ = training_reference_hull()
-        return self.reference_
 
     def feature_names(self) -> list[str]:
         """Names of the model's input features, in order."""
@@ -464,9 +457,7 @@ class PropertyModel(RegressorMixin, BaseEstimator):
             **metadata,
         }
         saved = save_bundle(path, boosters=self.boosters_, metadata=meta, overwrite=overwrite)
-        if self.use_reference_hull:  # the known phases travel with the model (models.reference)
-            attach_reference(saved, None if getattr(self, "reference_", None) is None else self.reference_.phases)
-        return saved
+        return save_reference(saved, self) if self.use_reference_hull else saved  # known phases travel with it
 
     @classmethod
     def from_bundle(cls, bundle: Bundle) -> PropertyModel:
@@ -487,8 +478,7 @@ class PropertyModel(RegressorMixin, BaseEstimator):
         if list(model.feature_names_in_) != model.feature_names():
             raise ValueError("the bundle's feature names differ from this version's featurizer; retrain the model")
         model.source_ = bundle.source
-        if model.use_reference_hull:
-            model.reference_ = hull_from_bundle(bundle)
+        model.reference_ = hull_from_bundle(bundle) if model.use_reference_hull else None
         return model
 
     @classmethod

@@ -34,7 +34,9 @@ __all__ = [
     "add_reference_command",
     "attach_reference",
     "hull_from_bundle",
+    "hull_of",
     "reference_hull",
+    "save_reference",
     "training_reference_hull",
 ]
 
@@ -64,6 +66,23 @@ def training_reference_hull() -> ReferenceHull:
 def reference_hull() -> ReferenceHull:
     """Alias of :func:`training_reference_hull` (the training data's known phases; never used to predict)."""
     return training_reference_hull()
+
+
+def hull_of(model: Any) -> ReferenceHull:
+    """A stability model's known phases: its ``reference_``, else (fitting) :func:`training_reference_hull`.
+
+    A loaded model's ``reference_`` is its bundle's artefact; a model being fitted gets the training data's phases,
+    keeps them and saves them with itself.
+    """
+    if getattr(model, "reference_", None) is None:
+        model.reference_ = training_reference_hull()
+    return model.reference_
+
+
+def save_reference(bundle_dir: Path, model: Any) -> Path:
+    """Write a model's known phases into its freshly saved bundle (:func:`attach_reference`); returns the bundle."""
+    attach_reference(bundle_dir, hull_of(model).phases)
+    return bundle_dir
 
 
 def add_reference_command(bundle_dir: str | Path) -> str:

@@ -72,7 +72,6 @@ def stability_bundle(tmp_path_factory) -> tuple[Path, pd.DataFrame]:
 
 def test_saved_bundle_records_the_artefact_and_predicts_without_data(stability_bundle, monkeypatch) -> None:
     import sse_screen.features.datasets as datasets
-    import sse_screen.models.property_model as property_model
     import sse_screen.models.reference as reference
     from sse_screen.models.property_model import PropertyModel
 
@@ -89,7 +88,6 @@ def test_saved_bundle_records_the_artefact_and_predicts_without_data(stability_b
     monkeypatch.setattr(datasets, "data_dir", no_data)
     monkeypatch.setattr(reference, "_source_csv", no_data)
     monkeypatch.setattr(reference, "training_reference_hull", no_data)
-    monkeypatch.setattr(property_model, "training_reference_hull", no_data)
     monkeypatch.setattr(reference, "_HULLS", {})
     pd.testing.assert_frame_equal(PropertyModel.load(path).predict_table(QUERIES), expected)
 
