@@ -27,10 +27,12 @@ from typing import Any
 from sse_screen.features.reference_hull import ReferenceHull
 from sse_screen.features.reference_phases import FORMAT_VERSION, ReferencePhases
 from sse_screen.models.persistence import METADATA_FILE, Bundle, BundleError
+from sse_screen.models.registry import ModelNotFoundError
 
 __all__ = [
     "REFERENCE_FILE",
     "REFERENCE_KEY",
+    "MissingReferenceError",
     "add_reference_command",
     "attach_reference",
     "hull_from_bundle",
@@ -46,6 +48,10 @@ REFERENCE_FILE = "reference_phases.npz"
 REFERENCE_KEY = "reference_phases"
 _HULLS: dict[str, ReferenceHull] = {}  # by artefact SHA-256: bundles with the same phases share one hull and cache
 _LOCK = threading.Lock()
+
+
+class MissingReferenceError(BundleError, ModelNotFoundError):
+    """A stability bundle without its reference phases: the model cannot be served (the message says how to fix it)."""
 
 
 def _source_csv() -> Path:
@@ -145,7 +151,7 @@ def hull_from_bundle(bundle: Bundle) -> ReferenceHull:
     where = bundle.source.uri if bundle.source is not None else "<bundle directory>"
     data = bundle.files.get(REFERENCE_KEY)
     if data is None:
-        raise BundleError(
+        raise MissingReferenceError(
             f"the {bundle.task} model at {where} carries no reference phases ({REFERENCE_FILE}), which its "
             f"reference-hull features need; add them with: {add_reference_command(where)}"
         )

@@ -96,6 +96,7 @@ def test_bundle_without_artefact_says_how_to_add_it(stability_bundle, tmp_path: 
     import shutil
 
     from sse_screen.models.property_model import PropertyModel, load_property_model
+    from sse_screen.models.registry import ModelNotFoundError
 
     source, expected = stability_bundle
     path = Path(shutil.copytree(source, tmp_path / "stability"))
@@ -104,6 +105,8 @@ def test_bundle_without_artefact_says_how_to_add_it(stability_bundle, tmp_path: 
     (path / "metadata.json").write_text(json.dumps(meta))
     (path / "reference_phases.npz").unlink()
     with pytest.raises(BundleError, match=r"no reference phases .* python -m sse_screen\.models\.reference --add-to "):
+        PropertyModel.load(path)
+    with pytest.raises(ModelNotFoundError):  # what the CLI and the API report as a user error, not a crash
         PropertyModel.load(path)
     with pytest.raises(BundleError, match=r"--add-to .*stability"):  # the path, when the loader knows it
         load_property_model("stability", model_uri=str(path))
