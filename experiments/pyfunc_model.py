@@ -6,8 +6,10 @@ reads the bundle with :func:`models.persistence.load_bundle`. Loading it with ``
 therefore needs sse-screen installed (the ``models`` package); ``models.registry.resolve_model`` does not go
 through pyfunc at all, it downloads the bundle and loads it directly.
 
-A property-model bundle (stability, band gap, conductivity) predicts from a ``formula`` column and returns the same
-columns as ``sse-screen predict``; any other bundle returns each booster's raw prediction on the feature columns given.
+A model bundle (``model_type`` ``"property"``: stability, band gap; ``"conductivity"``) predicts from a ``formula``
+column and returns the same columns as ``sse-screen predict``; the class is picked by the metadata's ``model_type``
+(bundles written before it existed: by the legacy rule of :func:`models.persistence.model_type_of`). Any other bundle
+returns each booster's raw prediction on the feature columns given.
 """
 
 from __future__ import annotations
@@ -24,17 +26,11 @@ class BundleModel(PythonModel):
 
     def load_context(self, context: PythonModelContext) -> None:
         """Load the bundle from ``context.artifacts["bundle"]``."""
-        from sse_screen.models.conductivity import ConductivityModel
+        from sse_screen.models.model_bundle import model_from_bundle
         from sse_screen.models.persistence import load_bundle
-        from sse_screen.models.property_model import PropertyModel
 
         self.bundle = load_bundle(context.artifacts["bundle"])
-        if "conductivity_params" in self.bundle.metadata:
-            self.model = ConductivityModel.from_bundle(self.bundle)
-        elif "params" in self.bundle.metadata:
-            self.model = PropertyModel.from_bundle(self.bundle)
-        else:
-            self.model = None
+        self.model = model_from_bundle(self.bundle)
 
     def predict(
         self, context: PythonModelContext, model_input: pd.DataFrame, params: dict[str, Any] | None = None

@@ -14,9 +14,12 @@ bound such as ``<1E-10``):
   metrics and calibrates a normalised split-conformal interval (:mod:`models.uncertainty`) from a second booster
   that predicts the size of the error. Calibration and coverage use the exactly measured rows; for censored rows
   :func:`conductivity_report` says how often the interval reaches below the bound.
-* **applicability domain**: ``in_domain`` is False without Li, with an element never seen in training, or when the
-  composition's mean distance to its 3 nearest training compositions (robust-scaled top features) exceeds the
-  ``domain_quantile`` of the same distance among the training compositions.
+* **applicability domain** (:mod:`models.domain`): ``in_domain`` is False without Li, with an element never seen in
+  training, or when the composition's mean distance to its ``domain_k`` nearest training compositions (robust-scaled
+  top features) exceeds the ``domain_quantile`` of the same distance among the training compositions.
+
+The out-of-fold loop, the error-size booster, seeds and the bundle format are shared with the property model
+(:mod:`models.boosting`, :mod:`models.model_bundle`).
 """
 
 from __future__ import annotations
@@ -32,55 +35,22 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.model_selection import GroupKFold
 from sklearn.utils.validation import check_is_fitted
 
-from sse_screen.features.composition import CompositionFeaturizer
-from sse_screen.features.formula import ELEMENT_SYMBOLS, as_formula_list, parse_batch
+from sse_screen.features.formula import as_formula_list
 from sse_screen.features.structure import LATTICE_COLUMNS, StructureError, StructureFeaturizer, read_cif
-from sse_screen.models.explain import explain_rows
-from sse_screen.models.metrics import discovery_acceleration_factor, regression_report
-from sse_screen.models.persistence import Bundle, load_bundle, save_bundle
-from sse_screen.models.uncertainty import ConformalCalibration, calibrate
+from sse_screen.models.boosting import OutOfFold, base_seed, fit_final_scale, margin, out_of_fold
+from sse_screen.models.domain import fit_domain, in_domain
+from sse_screen.models.explain import explain_branches
+from sse_screen.models.feature_table import checked_feature_table, composition_feature_names, composition_features
+from sse_screen.models.metrics import conductivity_report
+from sse_screen.models.model_bundle import bundle_params, restore_fitted, save_model
+from sse_screen.models.persistence import Bundle, load_bundle
+from sse_screen.models.uncertainty import ConformalCalibration
 
 Kind = Literal["composition", "structure"]
 KINDS: tuple[Kind, ...] = ("composition", "structure")
 TARGET = "log10_sigma_s_per_cm"
 INTERVAL_COLUMNS = ("log10_sigma_std", "log10_sigma_lower", "log10_sigma_upper")
 OUTPUT_COLUMNS = (TARGET, *INTERVAL_COLUMNS, "conductivity_model", "in_domain")
-SUPERIONIC_LOG10 = -4.0  # sigma >= 1e-4 S/cm
-UPSTREAM_CENSORED_LOG10 = -15.0  # OBELiX's own loader maps "<1E-10" to 1e-15: used only for comparable figures
-DOMAIN_FEATURES, DOMAIN_K = 20, 3
-
-
-def conductivity_report(
-    lower: np.ndarray, upper: np.ndarray, pred: np.ndarray, *, pred_lower=None, pred_upper=None
-) -> dict[str, float]:
-    """Score conductivity predictions against interval targets (log10 S/cm).
-
-    Rows with ``lower == upper`` are measured; the others censored. ``mae``, ``rmse``, ``r2``, ``spearman``,
-    ``roc_auc``/``f1``/``daf_top10`` (sigma >= 1e-4 S/cm) and ``coverage`` are over measured rows.
-    ``precision_top10`` is over all rows (the top 10% by prediction; censored rows are all below 1e-8 S/cm, so
-    they count as negatives). ``mae_upstream``/``spearman_upstream`` score all rows with censored values set to
-    1e-15 S/cm (OBELiX's loader convention, for comparison with published numbers). ``censored_below_bound``: the
-    fraction of censored rows predicted at or below their bound; ``censored_interval_reaches``: the fraction whose
-    interval reaches below the bound.
-    """
-    lower, upper, pred = (np.asarray(a, dtype=float) for a in (lower, upper, pred))
-    exact = lower == upper
-    cens = ~exact
-    lo = None if pred_lower is None else np.asarray(pred_lower, float)[exact]
-    hi = None if pred_upper is None else np.asarray(pred_upper, float)[exact]
-    report = regression_report(upper[exact], pred[exact], positive_above=SUPERIONIC_LOG10, lower=lo, upper=hi)
-    positive = lower >= SUPERIONIC_LOG10
-    daf = discovery_acceleration_factor(positive, pred)
-    report["precision_top10"] = daf * float(positive.mean()) if np.isfinite(daf) else float("nan")
-    upstream = np.where(exact, upper, UPSTREAM_CENSORED_LOG10)
-    upstream_report = regression_report(upstream, pred)
-    report["mae_upstream"], report["spearman_upstream"] = upstream_report["mae"], upstream_report["spearman"]
-    report["n"], report["n_censored"] = float(len(pred)), float(cens.sum())
-    if cens.any():
-        report["censored_below_bound"] = float(np.mean(pred[cens] <= upper[cens]))
-        if pred_lower is not None:
-            report["censored_interval_reaches"] = float(np.mean(np.asarray(pred_lower, float)[cens] <= upper[cens]))
-    return report
 
 
 class ConductivityModel(RegressorMixin, BaseEstimator):
@@ -96,9 +66,14 @@ class ConductivityModel(RegressorMixin, BaseEstimator):
         subsample: Row subsampling per tree.
         colsample_bytree: Feature subsampling per tree.
         aft_scale: Scale (log10 S/cm) of the AFT normal error distribution.
+        scale_n_estimators: Boosting rounds of the error-size (interval) boosters.
+        scale_max_depth: Tree depth of the error-size boosters.
+        scale_learning_rate: Shrinkage of the error-size boosters.
         coverage: Nominal coverage of the prediction intervals.
         n_folds: Grouped folds of the out-of-fold predictions (CV metrics and interval calibration).
         domain_quantile: Training-distance quantile beyond which a composition is out of domain.
+        domain_features: Most important composition features that span the domain distance.
+        domain_k: Nearest training compositions averaged in the domain distance.
         random_state: Seed.
         n_jobs: xgboost threads.
     """
@@ -115,9 +90,14 @@ class ConductivityModel(RegressorMixin, BaseEstimator):
         subsample: float = 0.8,
         colsample_bytree: float = 0.5,
         aft_scale: float = 1.0,
+        scale_n_estimators: int = 200,
+        scale_max_depth: int = 3,
+        scale_learning_rate: float = 0.05,
         coverage: float = 0.8,
         n_folds: int = 5,
         domain_quantile: float = 0.95,
+        domain_features: int = 20,
+        domain_k: int = 3,
         random_state: int | None = 0,
         n_jobs: int | None = 1,
     ) -> None:
@@ -130,9 +110,14 @@ class ConductivityModel(RegressorMixin, BaseEstimator):
         self.subsample = subsample
         self.colsample_bytree = colsample_bytree
         self.aft_scale = aft_scale
+        self.scale_n_estimators = scale_n_estimators
+        self.scale_max_depth = scale_max_depth
+        self.scale_learning_rate = scale_learning_rate
         self.coverage = coverage
         self.n_folds = n_folds
         self.domain_quantile = domain_quantile
+        self.domain_features = domain_features
+        self.domain_k = domain_k
         self.random_state = random_state
         self.n_jobs = n_jobs
 
@@ -147,14 +132,21 @@ class ConductivityModel(RegressorMixin, BaseEstimator):
         Both models see the same columns, so the bundle has one feature list; the composition model is trained
         with the structure columns missing (NaN), so its trees never split on them.
         """
-        names = list(CompositionFeaturizer(preset=self.preset).fit().get_feature_names_out())
+        names = composition_feature_names(self.preset)
         return names + list(StructureFeaturizer().fit().get_feature_names_out())
 
     def _design(
-        self, formulas: list[object], structures: Sequence[Any] | None, lattice: pd.DataFrame | None
+        self,
+        formulas: list[object],
+        structures: Sequence[Any] | None,
+        lattice: pd.DataFrame | None,
+        features: pd.DataFrame | None = None,
     ) -> tuple[np.ndarray, np.ndarray, list[str | None], np.ndarray]:
-        """Composition matrix, structure matrix, per-row errors, and which rows have structure features."""
-        comp, errors = CompositionFeaturizer(preset=self.preset, errors="nan").fit().featurize(formulas)
+        """Composition matrix, structure matrix, per-row errors, and which rows have structure features.
+
+        ``features``: the rows' composition features, already computed (see :meth:`predict_table`).
+        """
+        comp, errors = composition_features(formulas, preset=self.preset, features=features)
         featurizer = StructureFeaturizer(errors="nan").fit()
         n = len(formulas)
         struct = np.full((n, len(featurizer.get_feature_names_out())), np.nan)
@@ -212,27 +204,22 @@ class ConductivityModel(RegressorMixin, BaseEstimator):
         params = self._params(seed) | {"base_score": float(np.exp(np.median(hi)))}
         return xgb.train(params, data, num_boost_round=self.n_estimators)
 
-    def _fit_scale(self, x: np.ndarray, abs_residual: np.ndarray, seed: int) -> xgb.Booster:
-        params = self._params(seed) | {"objective": "reg:absoluteerror", "max_depth": 3, "learning_rate": 0.05}
-        for key in ("aft_loss_distribution", "aft_loss_distribution_scale"):
+    def _scale_params(self, seed: int) -> dict[str, Any]:
+        """xgboost parameters of the error-size boosters (:func:`models.boosting.fit_scale_booster`)."""
+        params = self._params(seed) | {"max_depth": self.scale_max_depth, "learning_rate": self.scale_learning_rate}
+        for key in ("objective", "aft_loss_distribution", "aft_loss_distribution_scale"):
             params.pop(key)
-        return xgb.train(params, xgb.DMatrix(x, label=abs_residual), num_boost_round=200)
+        return params
 
-    @staticmethod
-    def _margin(booster: xgb.Booster, x: np.ndarray) -> np.ndarray:
-        return np.asarray(booster.inplace_predict(x, predict_type="margin"), dtype=float)
+    def _oof(self, x, lo, hi, folds, seed, say, kind) -> OutOfFold:
+        def fit_predict(train: np.ndarray, test: np.ndarray, fold_seed: int) -> np.ndarray:
+            return margin(self._fit_point(x[train], lo[train], hi[train], fold_seed), x[test])
 
-    def _oof(self, x, lo, hi, folds, seed, say, kind) -> tuple[np.ndarray, np.ndarray, ConformalCalibration]:
-        exact = lo == hi
-        oof, oof_scale = np.empty(len(x)), np.empty(len(x))
-        for k, (train, test) in enumerate(folds):
-            say(f"{kind} model: fold {k + 1}/{len(folds)}")
-            oof[test] = self._margin(self._fit_point(x[train], lo[train], hi[train], seed + k), x[test])
-        abs_res = np.abs(hi - oof)
-        for k, (train, test) in enumerate(folds):
-            train = train[exact[train]]
-            oof_scale[test] = np.maximum(self._margin(self._fit_scale(x[train], abs_res[train], seed + k), x[test]), 0)
-        return oof, oof_scale, calibrate(hi[exact], oof[exact], oof_scale[exact], coverage=self.coverage)
+        rounds = self.scale_n_estimators
+        return out_of_fold(
+            x, hi, folds, fit_predict=fit_predict, scale_params=self._scale_params, scale_rounds=rounds, seed=seed,
+            coverage=self.coverage, measured=lo == hi, say=say, label=f"{kind} model:",
+        )  # fmt: skip
 
     @staticmethod
     def _targets(y: Any, y_lower: Any, y_upper: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -257,7 +244,7 @@ class ConductivityModel(RegressorMixin, BaseEstimator):
         if groups is None:
             groups = X["composition_key"] if isinstance(X, pd.DataFrame) and "composition_key" in X else formulas
         groups = pd.factorize(pd.Series(list(groups), dtype=object))[0]
-        seed = 0 if self.random_state is None else int(self.random_state)
+        seed = base_seed(self.random_state)
         folds = list(GroupKFold(self.n_folds, shuffle=True, random_state=seed).split(comp, groups=groups))
         return formulas, lo, hi, comp, struct, has, folds, seed
 
@@ -274,11 +261,15 @@ class ConductivityModel(RegressorMixin, BaseEstimator):
         _, lo, hi, comp, struct, _, folds, seed = self._prepare(X, y, y_lower, y_upper, structures, groups)
         reports, columns = {}, {}
         for kind in self.kinds:
-            oof, scale, cal = self._oof(self._matrix(kind, comp, struct), lo, hi, folds, seed, say, kind)
-            low, high = cal.interval(oof, scale)
-            reports[kind] = conductivity_report(lo, hi, oof, pred_lower=low, pred_upper=high)
-            columns |= {f"{kind}_pred": oof, f"{kind}_lower": low, f"{kind}_upper": high}
-        return reports, pd.DataFrame(columns)
+            oof = self._oof(self._matrix(kind, comp, struct), lo, hi, folds, seed, say, kind)
+            reports[kind], columns[kind] = self._oof_scores(lo, hi, oof, kind)
+        return reports, pd.concat(list(columns.values()), axis=1)
+
+    @staticmethod
+    def _oof_scores(lo, hi, oof: OutOfFold, kind: Kind) -> tuple[dict[str, float], pd.DataFrame]:
+        low, high = oof.interval()
+        report = conductivity_report(lo, hi, oof.prediction, pred_lower=low, pred_upper=high)
+        return report, pd.DataFrame({f"{kind}_pred": oof.prediction, f"{kind}_lower": low, f"{kind}_upper": high})
 
     def fit(
         self, X: Any, y: Any = None, *, y_lower=None, y_upper=None, structures=None, groups=None, progress=None
@@ -302,103 +293,41 @@ class ConductivityModel(RegressorMixin, BaseEstimator):
         """
         say = progress or (lambda message: None)
         formulas, lo, hi, comp, struct, _, folds, seed = self._prepare(X, y, y_lower, y_upper, structures, groups)
-        exact = lo == hi
-        self.boosters_, self.calibration_, self.cv_metrics_, oof_columns = {}, {}, {}, {}
+        self.boosters_, self.calibration_, self.cv_metrics_, oof_columns = {}, {}, {}, []
         for kind in self.kinds:
             x = self._matrix(kind, comp, struct)
-            oof, scale, self.calibration_[kind] = self._oof(x, lo, hi, folds, seed, say, kind)
-            low, high = self.calibration_[kind].interval(oof, scale)
-            self.cv_metrics_[kind] = conductivity_report(lo, hi, oof, pred_lower=low, pred_upper=high)
-            oof_columns |= {f"{kind}_pred": oof, f"{kind}_lower": low, f"{kind}_upper": high}
+            oof = self._oof(x, lo, hi, folds, seed, say, kind)
+            self.calibration_[kind] = oof.calibration
+            self.cv_metrics_[kind], columns = self._oof_scores(lo, hi, oof, kind)
+            oof_columns.append(columns)
             say(f"{kind} model: final fit")
             self.boosters_[kind] = self._fit_point(x, lo, hi, seed)
-            self.boosters_[f"{kind}_scale"] = self._fit_scale(x[exact], np.abs(hi - oof)[exact], seed)
+            scale_params = self._scale_params(seed)
+            self.boosters_[f"{kind}_scale"] = fit_final_scale(
+                x, oof, scale_params, n_estimators=self.scale_n_estimators
+            )
             for name in (kind, f"{kind}_scale"):
                 self.boosters_[name].feature_names = self.feature_names()
-        self.oof_ = pd.DataFrame(oof_columns)
-        self.domain_ = self._fit_domain(formulas, comp)
+        self.oof_ = pd.concat(oof_columns, axis=1)
+        gain = self.boosters_["composition"].get_score(importance_type="total_gain")
+        self.domain_ = fit_domain(
+            formulas, comp, self.feature_names(), gain, n_features=self.domain_features, k=self.domain_k,
+            quantile=self.domain_quantile,
+        )  # fmt: skip
         self.n_features_in_ = len(self.feature_names())
         self.feature_names_in_ = np.asarray(self.feature_names(), dtype=object)
         return self
-
-    # ------------------------------------------------------------------------------------------------ domain
-    def _fit_domain(self, formulas: list[object], comp: np.ndarray) -> dict[str, Any]:
-        gain = self.boosters_["composition"].get_score(importance_type="total_gain")
-        names = self.feature_names()
-        top = sorted(gain, key=gain.get, reverse=True)[:DOMAIN_FEATURES]
-        cols = [names.index(name) for name in top]
-        x = comp[:, cols]
-        center = np.nanmedian(x, axis=0)
-        q75, q25 = np.nanpercentile(x, [75, 25], axis=0)
-        scale = np.where(q75 - q25 > 0, q75 - q25, np.nanstd(x, axis=0) + 1e-9)
-        points = np.unique(np.round(np.nan_to_num((x - center) / scale), 3), axis=0)
-        distance = self._knn_distance(points, points, exclude_self=True)
-        batch = parse_batch(formulas)
-        elements = sorted({int(i) for i in batch.index[batch.mask]})
-        return {
-            "features": top,
-            "center": center.tolist(),
-            "scale": scale.tolist(),
-            "points": points.tolist(),
-            "threshold": float(np.quantile(distance, self.domain_quantile)),
-            "element_indices": elements,
-        }
-
-    @staticmethod
-    def _knn_distance(x: np.ndarray, points: np.ndarray, *, exclude_self: bool = False) -> np.ndarray:
-        squared = (x**2).sum(axis=1)[:, None] + (points**2).sum(axis=1)[None, :] - 2.0 * x @ points.T
-        d = np.sqrt(np.maximum(squared, 0.0) / x.shape[1])  # RMS distance via one matrix product
-        if exclude_self:
-            np.fill_diagonal(d, np.inf)
-        k = min(DOMAIN_K, points.shape[0] - int(exclude_self))
-        return np.sort(d, axis=1)[:, :k].mean(axis=1)
-
-    def _in_domain(self, formulas: list[object], comp: np.ndarray) -> np.ndarray:
-        dom = self.domain_
-        names = self.feature_names()
-        x = comp[:, [names.index(name) for name in dom["features"]]]
-        z = np.nan_to_num((x - np.asarray(dom["center"])) / np.asarray(dom["scale"]))
-        points = np.asarray(dom["points"], dtype=float)
-        near = np.concatenate([self._knn_distance(z[s : s + 2000], points) for s in range(0, len(z), 2000)] or [[]])
-        batch = parse_batch(formulas)
-        seen = np.zeros(len(ELEMENT_SYMBOLS), dtype=bool)
-        seen[dom["element_indices"]] = True
-        known = np.where(batch.mask, seen[batch.index], True).all(axis=1)
-        li = comp[:, names.index("Li atomic fraction")] > 0
-        return (near <= dom["threshold"]) & known & li
 
     # -------------------------------------------------------------------------------------------- prediction
     def output_columns(self) -> list[str]:
         """Columns of :meth:`predict_table`, ``error`` excluded."""
         return list(OUTPUT_COLUMNS)
 
-    def explain(self, formulas: Any, *, top: int = 3) -> list[str]:
-        """Top feature contributions (log10 S/cm) to each row's composition-model prediction; "" for bad rows."""
-        check_is_fitted(self, "boosters_")
-        comp, struct, errors, _ = self._design(as_formula_list(formulas), None, None)
-        return explain_rows(self.boosters_["composition"], self._matrix("composition", comp, struct), errors, top=top)
-
-    def predict(self, X: Any, *, structures: Sequence[Any] | None = None) -> np.ndarray:
-        """Point predictions in log10 S/cm (NaN for rows that cannot be featurized)."""
-        return self.predict_table(X, structures=structures)[TARGET].to_numpy(dtype=float)
-
-    def predict_table(self, formulas: Any, *, structures: Sequence[Any] | None = None) -> pd.DataFrame:
-        """Predictions, one row per input row, in order.
-
-        Args:
-            formulas: Formulas (strings or pymatgen Compositions). An empty or None formula with a structure is
-                taken from the structure's composition.
-            structures: Optional per-row pymatgen Structure, CIF path or None. Rows with a structure use the
-                structure model (``use_structure=True``); a structure that cannot be featurized (unreadable CIF,
-                bad occupancy, no Li) is that row's error.
-
-        Returns:
-            ``log10_sigma_s_per_cm`` (log10 S/cm), ``log10_sigma_std`` (Gaussian-equivalent standard deviation,
-            log10 S/cm), ``log10_sigma_lower``/``log10_sigma_upper`` (nominal-coverage interval),
-            ``conductivity_model`` (``"composition"``/``"structure"``), ``in_domain`` (bool) and ``error`` (empty
-            when fine; prediction columns NaN and ``in_domain`` False otherwise).
-        """
-        check_is_fitted(self, "boosters_")
+    def _serve(
+        self, formulas: Any, structures: Sequence[Any] | None, features: pd.DataFrame | None
+    ) -> tuple[list[object], np.ndarray, np.ndarray, list[str | None], np.ndarray]:
+        """Formulas (filled from structures), composition and structure matrices, errors, and per row the booster
+        that serves it (``"structure"``/``"composition"``; "" for error rows)."""
         formulas = as_formula_list(formulas)
         n = len(formulas)
         if structures is not None and len(structures) != n:
@@ -414,31 +343,90 @@ class ConductivityModel(RegressorMixin, BaseEstimator):
                         structures[i] = read_cif(item)
                     except StructureError as exc:
                         structures[i], read_errors[i] = None, str(exc)
-            formulas = [
-                s.composition.element_composition if s is not None and (f is None or f == "") else f
-                for f, s in zip(formulas, structures, strict=True)
-            ]
-        comp, struct, errors, has = self._design(formulas, structures, None)
+            filled = [i for i, (f, s) in enumerate(zip(formulas, structures, strict=True)) if s is not None and not f]
+            for i in filled:
+                formulas[i] = structures[i].composition.element_composition
+            if features is not None and filled:  # the caller's table cannot know a composition read from a CIF
+                features = checked_feature_table(features, n_rows=n, preset=self.preset).copy()
+                own, _ = composition_features([formulas[i] for i in filled], preset=self.preset)
+                features.iloc[filled] = own
+        comp, struct, errors, has = self._design(formulas, structures, None, features)
         errors = [r or e for r, e in zip(read_errors, errors, strict=True)]
         good = np.array([e is None for e in errors], dtype=bool)
-        kind = np.where(has & good, "structure", "composition")
+        served_by = np.where(good, np.where(has, "structure", "composition"), "")
+        return formulas, comp, struct, errors, served_by
+
+    def explain(
+        self,
+        formulas: Any,
+        *,
+        structures: Sequence[Any] | None = None,
+        features: pd.DataFrame | None = None,
+        top: int = 3,
+    ) -> list[str]:
+        """Top feature contributions (log10 S/cm) to each row's prediction, from the booster that served the row.
+
+        Arguments as in :meth:`predict_table`: rows predicted from a structure are explained by the structure
+        model, the others by the composition model. Returns "" for rows that cannot be predicted.
+        """
+        check_is_fitted(self, "boosters_")
+        _, comp, struct, _, served_by = self._serve(formulas, structures, features)
+        branches = {kind: (self.boosters_[kind], self._matrix(kind, comp, struct)) for kind in self.kinds}
+        return explain_branches(branches, served_by.tolist(), top=top)
+
+    def predict(self, X: Any, *, structures: Sequence[Any] | None = None) -> np.ndarray:
+        """Point predictions in log10 S/cm (NaN for rows that cannot be featurized)."""
+        return self.predict_table(X, structures=structures)[TARGET].to_numpy(dtype=float)
+
+    def predict_table(
+        self, formulas: Any, *, structures: Sequence[Any] | None = None, features: pd.DataFrame | None = None
+    ) -> pd.DataFrame:
+        """Predictions, one row per input row, in order.
+
+        Args:
+            formulas: Formulas (strings or pymatgen Compositions). An empty or None formula with a structure is
+                taken from the structure's composition.
+            structures: Optional per-row pymatgen Structure, CIF path or None. Rows with a structure use the
+                structure model (``use_structure=True``); a structure that cannot be featurized (unreadable CIF,
+                bad occupancy, no Li) is that row's error.
+            features: The rows' composition features, already computed: one row per formula (same order), holding
+                at least the columns of ``CompositionFeaturizer(preset=self.preset)`` by name; the formulas are
+                then not featurized again (rows whose formula is taken from a structure still are). An all-NaN
+                row is an error row. None: featurize the formulas.
+
+        Returns:
+            ``log10_sigma_s_per_cm`` (log10 S/cm), ``log10_sigma_std`` (Gaussian-equivalent standard deviation,
+            log10 S/cm), ``log10_sigma_lower``/``log10_sigma_upper`` (nominal-coverage interval),
+            ``conductivity_model`` (``"composition"``/``"structure"``), ``in_domain`` (bool) and ``error`` (empty
+            when fine; prediction columns NaN and ``in_domain`` False otherwise).
+
+        Raises:
+            ValueError: ``structures`` or ``features`` has another number of rows, or ``features`` lacks a needed
+                column (named).
+        """
+        check_is_fitted(self, "boosters_")
+        formulas, comp, struct, errors, served_by = self._serve(formulas, structures, features)
+        n = len(formulas)
         out = {c: np.full(n, np.nan) for c in OUTPUT_COLUMNS[:4]}
         for name in self.kinds:
-            rows = good & (kind == name)
+            rows = served_by == name
             if not rows.any():
                 continue
             x = self._matrix(name, comp[rows], struct[rows])
-            point = self._margin(self.boosters_[name], x)
-            scale = np.maximum(self._margin(self.boosters_[f"{name}_scale"], x), 0)
+            point = margin(self.boosters_[name], x)
+            scale = np.maximum(margin(self.boosters_[f"{name}_scale"], x), 0)
             low, high = self.calibration_[name].interval(point, scale)
             out[TARGET][rows], out["log10_sigma_std"][rows] = point, self.calibration_[name].std(scale)
             out["log10_sigma_lower"][rows], out["log10_sigma_upper"][rows] = low, high
         table = pd.DataFrame(out)
-        table["conductivity_model"] = np.where(good, kind, "")
-        in_domain = np.zeros(n, dtype=bool)
+        table["conductivity_model"] = served_by
+        good = served_by != ""
+        table["in_domain"] = np.zeros(n, dtype=bool)
         if good.any():
-            in_domain[good] = self._in_domain([formulas[i] for i in np.flatnonzero(good)], comp[good])
-        table["in_domain"] = in_domain
+            rows = [formulas[i] for i in np.flatnonzero(good)]
+            table.loc[good, "in_domain"] = in_domain(
+                self.domain_, rows, comp[good], self.feature_names(), k=self.domain_k
+            )
         table["error"] = [e or "" for e in errors]
         return table
 
@@ -447,40 +435,20 @@ class ConductivityModel(RegressorMixin, BaseEstimator):
         """Save as a bundle (xgboost UBJ boosters + ``metadata.json``); ``metadata`` needs at least
         ``training_data_sha256`` and ``metrics``."""
         check_is_fitted(self, "boosters_")
-        meta = {
-            "task": "conductivity",
-            "features_preset": self.preset,
-            "feature_names": self.feature_names(),
-            "target_name": TARGET,
-            "target_unit": "log10(S/cm)",
-            # not "params": experiments.pyfunc_model treats a bundle with "params" as a PropertyModel
-            "conductivity_params": self.get_params(),
-            "uncertainty": {kind: cal.to_dict() for kind, cal in self.calibration_.items()},
-            "cv_metrics": self.cv_metrics_,
-            "domain": self.domain_,
-            **metadata,
-        }
-        return save_bundle(path, boosters=self.boosters_, metadata=meta, overwrite=overwrite)
+        uncertainty = {kind: cal.to_dict() for kind, cal in self.calibration_.items()}
+        return save_model(
+            path, self, "conductivity", task="conductivity", target=(TARGET, "log10(S/cm)"), uncertainty=uncertainty,
+            metadata=metadata, overwrite=overwrite, domain=self.domain_,
+        )  # fmt: skip
 
     @classmethod
     def from_bundle(cls, bundle: Bundle) -> ConductivityModel:
-        """Rebuild a fitted model from a loaded bundle."""
-        meta = bundle.metadata
-        if meta["task"] != "conductivity":
-            raise ValueError(f"bundle holds a {meta['task']!r} model, not 'conductivity'")
-        model = cls(**meta["conductivity_params"])
-        missing = {n for kind in model.kinds for n in (kind, f"{kind}_scale")} - set(bundle.boosters)
-        if missing:
-            raise ValueError(f"bundle lacks booster(s) {sorted(missing)}")
-        if meta["feature_names"] != model.feature_names():
-            raise ValueError("the bundle's feature names differ from this version's featurizers; retrain the model")
-        model.boosters_ = dict(bundle.boosters)
-        model.calibration_ = {k: ConformalCalibration.from_dict(v) for k, v in meta["uncertainty"].items()}
-        model.cv_metrics_ = meta.get("cv_metrics", {})
-        model.domain_ = meta["domain"]
-        model.feature_names_in_ = np.asarray(meta["feature_names"], dtype=object)
-        model.n_features_in_ = len(model.feature_names_in_)
-        model.source_ = bundle.source
+        """Rebuild a fitted model from a loaded bundle (``ValueError`` for a bundle of another model type)."""
+        model = cls(**bundle_params(bundle, "conductivity"))
+        required = {name for kind in model.kinds for name in (kind, f"{kind}_scale")}
+        calibration = {k: ConformalCalibration.from_dict(v) for k, v in bundle.metadata["uncertainty"].items()}
+        restore_fitted(model, bundle, required=required, calibration=calibration)
+        model.domain_ = bundle.metadata["domain"]
         return model
 
     @classmethod

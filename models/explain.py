@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import xgboost as xgb
@@ -21,4 +21,24 @@ def explain_rows(booster: xgb.Booster, x: np.ndarray, errors: Sequence[str | Non
     order = np.argsort(-np.abs(contribs), axis=1)[:, :top]
     for k, (row, idx) in enumerate(zip(good, order, strict=True)):
         out[row] = "; ".join(f"{names[j]} {contribs[k, j]:+.3g}" for j in idx)
+    return out
+
+
+def explain_branches(
+    branches: Mapping[str, tuple[xgb.Booster, np.ndarray]], served_by: Sequence[str], *, top: int = 3
+) -> list[str]:
+    """Per row, the top contributions of the booster that served it (:func:`explain_rows` of its branch).
+
+    Args:
+        branches: Branch name -> (booster, feature matrix of every row as that booster sees it).
+        served_by: Per row, the branch that served it; "" (or any name not in ``branches``) gives "".
+        top: Contributions per row.
+    """
+    out = [""] * len(served_by)
+    for name, (booster, x) in branches.items():
+        # each booster explains only its own rows (the others are masked like error rows)
+        texts = explain_rows(booster, x, [None if b == name else "other branch" for b in served_by], top=top)
+        for i, text in enumerate(texts):
+            if served_by[i] == name:
+                out[i] = text
     return out

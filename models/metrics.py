@@ -11,6 +11,9 @@ import numpy as np
 from scipy.stats import spearmanr
 from sklearn.metrics import f1_score, mean_absolute_error, r2_score, roc_auc_score
 
+SUPERIONIC_LOG10 = -4.0  # sigma >= 1e-4 S/cm
+UPSTREAM_CENSORED_LOG10 = -15.0  # OBELiX's own loader maps "<1E-10" to 1e-15: used only for comparable figures
+
 
 def discovery_acceleration_factor(
     y_true_positive: np.ndarray, score: np.ndarray, *, top_fraction: float = 0.1
@@ -91,4 +94,37 @@ def regression_report(
     if lower is not None and upper is not None:
         report["coverage"] = interval_coverage(y_true, lower, upper)
         report["mean_interval_width"] = float(np.mean(np.asarray(upper) - np.asarray(lower)))
+    return report
+
+
+def conductivity_report(
+    lower: np.ndarray, upper: np.ndarray, pred: np.ndarray, *, pred_lower=None, pred_upper=None
+) -> dict[str, float]:
+    """Score conductivity predictions against interval targets (log10 S/cm).
+
+    Rows with ``lower == upper`` are measured; the others censored. ``mae``, ``rmse``, ``r2``, ``spearman``,
+    ``roc_auc``/``f1``/``daf_top10`` (sigma >= 1e-4 S/cm) and ``coverage`` are over measured rows.
+    ``precision_top10`` is over all rows (the top 10% by prediction; censored rows are all below 1e-8 S/cm, so
+    they count as negatives). ``mae_upstream``/``spearman_upstream`` score all rows with censored values set to
+    1e-15 S/cm (OBELiX's loader convention, for comparison with published numbers). ``censored_below_bound``: the
+    fraction of censored rows predicted at or below their bound; ``censored_interval_reaches``: the fraction whose
+    interval reaches below the bound.
+    """
+    lower, upper, pred = (np.asarray(a, dtype=float) for a in (lower, upper, pred))
+    exact = lower == upper
+    cens = ~exact
+    lo = None if pred_lower is None else np.asarray(pred_lower, float)[exact]
+    hi = None if pred_upper is None else np.asarray(pred_upper, float)[exact]
+    report = regression_report(upper[exact], pred[exact], positive_above=SUPERIONIC_LOG10, lower=lo, upper=hi)
+    positive = lower >= SUPERIONIC_LOG10
+    daf = discovery_acceleration_factor(positive, pred)
+    report["precision_top10"] = daf * float(positive.mean()) if np.isfinite(daf) else float("nan")
+    upstream = np.where(exact, upper, UPSTREAM_CENSORED_LOG10)
+    upstream_report = regression_report(upstream, pred)
+    report["mae_upstream"], report["spearman_upstream"] = upstream_report["mae"], upstream_report["spearman"]
+    report["n"], report["n_censored"] = float(len(pred)), float(cens.sum())
+    if cens.any():
+        report["censored_below_bound"] = float(np.mean(pred[cens] <= upper[cens]))
+        if pred_lower is not None:
+            report["censored_interval_reaches"] = float(np.mean(np.asarray(pred_lower, float)[cens] <= upper[cens]))
     return report

@@ -42,6 +42,10 @@ REQUIRED_METADATA: dict[str, type | tuple[type, ...]] = {
     "metrics": dict,
 }
 _BOOSTER_NAME = re.compile(r"^[A-Za-z0-9_\-]+$")
+ModelType = Literal["property", "conductivity"]
+MODEL_TYPES: tuple[str, ...] = get_args(ModelType)
+#: Metadata key naming the estimator class a bundle holds (written by every model's ``save``).
+MODEL_TYPE_KEY = "model_type"
 
 
 class BundleError(ValueError):
@@ -136,6 +140,27 @@ def shipped_model_dir(task: str, *, root: str | Path | None = None) -> Path:
         root: Folder holding one bundle per task; defaults to the package's ``models/shipped``.
     """
     return Path(root if root is not None else SHIPPED_ROOT) / check_task(task)
+
+
+def model_type_of(metadata: dict[str, Any]) -> str | None:
+    """Which estimator a bundle holds: ``"property"``, ``"conductivity"`` or None (raw boosters only).
+
+    The explicit ``model_type`` wins. Bundles written before it existed follow the legacy rule: a
+    ``conductivity_params`` key means a conductivity model, a ``params`` key a property model.
+
+    Raises:
+        BundleError: ``model_type`` is present but not one of :data:`MODEL_TYPES`.
+    """
+    if MODEL_TYPE_KEY in metadata:
+        kind = metadata[MODEL_TYPE_KEY]
+        if kind not in MODEL_TYPES:
+            raise BundleError(f"metadata['{MODEL_TYPE_KEY}'] is {kind!r}; expected one of {', '.join(MODEL_TYPES)}")
+        return kind
+    if "conductivity_params" in metadata:
+        return "conductivity"
+    if "params" in metadata:
+        return "property"
+    return None
 
 
 def _library_versions() -> dict[str, str]:

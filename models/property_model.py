@@ -12,7 +12,9 @@ the reference-hull features (where the composition sits relative to the known ph
   sends the long tail (E_hull > 0.5 eV/atom) to its own regressor;
 * **cross-validation**: the out-of-fold predictions that calibrate the intervals also give the CV metrics.
 
-Persistence is a bundle of xgboost UBJ boosters plus JSON metadata (:mod:`models.persistence`); no pickle.
+Persistence is a bundle of xgboost UBJ boosters plus JSON metadata (:mod:`models.model_bundle`); no pickle. The
+out-of-fold loop, the error-size booster and the seeds are shared with the conductivity model
+(:mod:`models.boosting`).
 """
 
 from __future__ import annotations
@@ -28,20 +30,21 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.model_selection import KFold
 from sklearn.utils.validation import check_is_fitted
 
-from sse_screen.features.composition import CompositionFeaturizer
 from sse_screen.features.formula import as_formula_list
-from sse_screen.models.explain import explain_rows
+from sse_screen.models.boosting import base_seed, fit_final_scale, out_of_fold
+from sse_screen.models.derived_features import E_FORM_FEATURES, HULL_FEATURES, hull_features, predicted_e_form
+from sse_screen.models.explain import explain_branches
+from sse_screen.models.feature_table import composition_feature_names, composition_features
 from sse_screen.models.metrics import regression_report
-from sse_screen.models.persistence import Bundle, load_bundle, save_bundle
+from sse_screen.models.model_bundle import bundle_params, restore_fitted, save_model
+from sse_screen.models.persistence import Bundle, load_bundle
 from sse_screen.models.reference import hull_from_bundle, hull_of, save_reference
 from sse_screen.models.tasks import TaskSpec, task_spec
-from sse_screen.models.uncertainty import ConformalCalibration, calibrate
+from sse_screen.models.uncertainty import ConformalCalibration
 
 BOOSTERS = ("regressor", "scale", "classifier")
 #: Boosters of the body/tail split (``tail_threshold``).
 TAIL_BOOSTERS = ("tail_classifier", "tail_regressor")
-#: Reference-hull features used by the stability model (leave-self-out, so the known own energy is never one).
-HULL_FEATURES = ("e_hull_ref_ev_per_atom", "n_known_phases", "n_known_phases_same_elements")
 
 
 class PropertyModel(RegressorMixin, BaseEstimator):
@@ -64,6 +67,9 @@ class PropertyModel(RegressorMixin, BaseEstimator):
             fitted to all rows shrinks towards the bulk. None: one regressor for every row.
         classifier_bags: Classifiers of the useful class trained with different seeds, their probabilities
             averaged: less variance where ``p`` is near 0.5, which is where the hurdle decides.
+        bag_seed_stride: Bag ``b`` (0-based) of the classifier is seeded ``seed + bag_seed_stride * b``.
+        hurdle_probability: The hurdle predicts the floor where the class probability is at least this.
+        tail_probability: A row goes to the tail regressor where the tail classifier's probability is at least this.
         n_estimators: Boosting rounds of the point model.
         learning_rate: Shrinkage.
         max_depth: Tree depth.
@@ -72,6 +78,10 @@ class PropertyModel(RegressorMixin, BaseEstimator):
         colsample_bytree: Feature subsampling per tree.
         objective: xgboost regression objective, e.g. ``"reg:pseudohubererror"`` or ``"reg:squarederror"``.
         huber_slope: Slope (target units) of the pseudo-Huber loss.
+        classifier_n_estimators: Boosting rounds of each classifier (None: ``max(200, n_estimators // 3)``).
+        scale_n_estimators: Boosting rounds of the error-size (interval) booster.
+        scale_max_depth: Tree depth of the error-size booster.
+        scale_learning_rate: Shrinkage of the error-size booster.
         threshold: Class threshold in target units (None: the task's default, 0.025 eV/atom or 1 eV).
         coverage: Nominal coverage of the prediction intervals.
         n_folds: Folds of the out-of-fold predictions that calibrate the intervals (and give CV metrics).
@@ -89,6 +99,9 @@ class PropertyModel(RegressorMixin, BaseEstimator):
         hurdle: bool = False,
         tail_threshold: float | None = None,
         classifier_bags: int = 1,
+        bag_seed_stride: int = 1000,
+        hurdle_probability: float = 0.5,
+        tail_probability: float = 0.5,
         n_estimators: int = 1500,
         learning_rate: float = 0.03,
         max_depth: int = 8,
@@ -97,6 +110,10 @@ class PropertyModel(RegressorMixin, BaseEstimator):
         colsample_bytree: float = 0.5,
         objective: str = "reg:pseudohubererror",
         huber_slope: float = 0.1,
+        classifier_n_estimators: int | None = None,
+        scale_n_estimators: int = 300,
+        scale_max_depth: int = 5,
+        scale_learning_rate: float = 0.05,
         threshold: float | None = None,
         coverage: float = 0.8,
         n_folds: int = 5,
@@ -110,6 +127,9 @@ class PropertyModel(RegressorMixin, BaseEstimator):
         self.hurdle = hurdle
         self.tail_threshold = tail_threshold
         self.classifier_bags = classifier_bags
+        self.bag_seed_stride = bag_seed_stride
+        self.hurdle_probability = hurdle_probability
+        self.tail_probability = tail_probability
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
         self.max_depth = max_depth
@@ -118,6 +138,10 @@ class PropertyModel(RegressorMixin, BaseEstimator):
         self.colsample_bytree = colsample_bytree
         self.objective = objective
         self.huber_slope = huber_slope
+        self.classifier_n_estimators = classifier_n_estimators
+        self.scale_n_estimators = scale_n_estimators
+        self.scale_max_depth = scale_max_depth
+        self.scale_learning_rate = scale_learning_rate
         self.threshold = threshold
         self.coverage = coverage
         self.n_folds = n_folds
@@ -135,33 +159,23 @@ class PropertyModel(RegressorMixin, BaseEstimator):
         return self.spec.threshold if self.threshold is None else float(self.threshold)
 
     def _features(
-        self, formulas: list[object], *, e_form: np.ndarray | None = None
+        self, formulas: list[object], *, e_form: np.ndarray | None = None, features: pd.DataFrame | None = None
     ) -> tuple[np.ndarray, list[str | None], list[str]]:
         """Feature matrix, per-row errors and (stability) decomposition strings, in input order.
 
         ``e_form``: the training rows' out-of-fold formation energies; at prediction time they come from the
-        fitted formation-energy booster.
+        fitted formation-energy booster. ``features``: the rows' composition features, already computed (see
+        :meth:`predict_table`); the reference-hull and formation-energy features are computed here either way.
         """
-        featurizer = CompositionFeaturizer(preset=self.preset, errors="nan").fit()
-        matrix, errors = featurizer.featurize(formulas)
+        matrix, errors = composition_features(formulas, preset=self.preset, features=features)
         composition = matrix
         decomposition = [""] * len(formulas)
         if self.use_reference_hull:
-            good = [i for i, e in enumerate(errors) if e is None]
-            hull = hull_of(self).features([str(formulas[i]) for i in good], leave_self_out=True)
-            extra = np.full((len(formulas), len(HULL_FEATURES)), np.nan)
-            extra[good] = hull[list(HULL_FEATURES)].to_numpy(dtype=float)
-            for row, text, err in zip(good, hull["decomposition"], hull["error"], strict=True):
-                decomposition[row] = text
-                if err:
-                    errors[row] = err
-            matrix = np.hstack([matrix, extra])
+            hull, decomposition = hull_features(hull_of(self), formulas, errors)
+            matrix = np.hstack([matrix, hull])
         if self.formation_energy_feature:
             if e_form is None:
-                e_form = np.full(len(formulas), np.nan)
-                good = np.array([e is None for e in errors], dtype=bool)
-                if good.any():
-                    e_form[good] = self.boosters_["formation_energy"].inplace_predict(composition[good])
+                e_form = predicted_e_form(self.boosters_["formation_energy"], composition, errors)
             columns = [e_form]
             if self.use_reference_hull:
                 columns.append(e_form - matrix[:, composition.shape[1]])  # E_form - E_hull_ref: the implied E_hull
@@ -170,16 +184,15 @@ class PropertyModel(RegressorMixin, BaseEstimator):
 
     def feature_names(self) -> list[str]:
         """Names of the model's input features, in order."""
-        names = list(CompositionFeaturizer(preset=self.preset).fit().get_feature_names_out())
+        names = composition_feature_names(self.preset)
         names += list(HULL_FEATURES) if self.use_reference_hull else []
         if self.formation_energy_feature:
-            names += ["e_form_pred_ev_per_atom"]
-            names += ["e_hull_from_e_form_pred_ev_per_atom"] if self.use_reference_hull else []
+            names += list(E_FORM_FEATURES[: 2 if self.use_reference_hull else 1])
         return names
 
     # ---------------------------------------------------------------------------------------------- training
     def _xgb_params(self, *, seed: int) -> dict[str, Any]:
-        params: dict[str, Any] = {
+        return {
             "learning_rate": self.learning_rate,
             "max_depth": self.max_depth,
             "min_child_weight": self.min_child_weight,
@@ -189,7 +202,6 @@ class PropertyModel(RegressorMixin, BaseEstimator):
             "random_state": seed,
             "n_jobs": self.n_jobs,
         }
-        return params
 
     def _regressor_params(self, *, squared: bool = False) -> dict[str, Any]:
         params = self._xgb_params(seed=0) | {"n_estimators": self.n_estimators}
@@ -204,9 +216,12 @@ class PropertyModel(RegressorMixin, BaseEstimator):
             model.set_params(base_score=float(np.median(y)))
         return model.fit(x, y)
 
-    def _fit_scale(self, x: np.ndarray, abs_residual: np.ndarray, seed: int) -> xgb.XGBRegressor:
-        params = self._xgb_params(seed=seed) | {"max_depth": 5, "learning_rate": 0.05}
-        return xgb.XGBRegressor(n_estimators=300, objective="reg:absoluteerror", **params).fit(x, abs_residual)
+    def _scale_params(self, seed: int) -> dict[str, Any]:
+        """xgboost parameters of the error-size booster (:func:`models.boosting.fit_scale_booster`)."""
+        return self._xgb_params(seed=seed) | {
+            "max_depth": self.scale_max_depth,
+            "learning_rate": self.scale_learning_rate,
+        }
 
     def _positive(self, y: np.ndarray) -> np.ndarray:
         return y <= self.threshold_ if self.spec.positive == "below" else y >= self.threshold_
@@ -237,7 +252,7 @@ class PropertyModel(RegressorMixin, BaseEstimator):
             raise ValueError(f"{len(formulas)} formulas but {len(y)} targets")
         if not np.all(np.isfinite(y)):
             raise ValueError("the training target has non-finite values")
-        seed = 0 if self.random_state is None else int(self.random_state)
+        seed = base_seed(self.random_state)
         e_form, aux = None, {}
         if self.formation_energy_feature:
             from sse_screen.models.formation_energy import fit_formation_energy
@@ -256,30 +271,30 @@ class PropertyModel(RegressorMixin, BaseEstimator):
         bad = [(i, e) for i, e in enumerate(errors) if e]
         if bad:
             raise ValueError(f"{len(bad)} training formulas cannot be featurized, e.g. row {bad[0][0]}: {bad[0][1]}")
-        folds = list(KFold(self.n_folds, shuffle=True, random_state=seed).split(x))
-        oof, oof_p = np.empty_like(y), np.full_like(y, np.nan)
-        for k, (train, test) in enumerate(folds):
-            say(f"cross-validation fold {k + 1}/{self.n_folds}")
-            fold = self._fit_point(x[train], y[train], seed + k, classifier=self._uses_classifier_point)
+        oof_p = np.full_like(y, np.nan)
+
+        def fit_predict(train: np.ndarray, test: np.ndarray, fold_seed: int) -> np.ndarray:
+            fold = self._fit_point(x[train], y[train], fold_seed, classifier=self._uses_classifier_point)
             raw = self._average_bags({name: booster.inplace_predict(x[test]) for name, booster in fold.items()})
-            oof[test] = self._point(raw)
             if "classifier" in raw:
                 oof_p[test] = raw["classifier"]
-        say("interval model")
-        abs_res = np.abs(y - oof)
-        oof_scale = np.empty_like(y)
-        for k, (train, test) in enumerate(folds):
-            oof_scale[test] = self._fit_scale(x[train], abs_res[train], seed + k).predict(x[test])
-        self.calibration_ = calibrate(y, oof, oof_scale, coverage=self.coverage)
-        scale = self._fit_scale(x, abs_res, seed)
+            return self._point(raw)
+
+        folds = list(KFold(self.n_folds, shuffle=True, random_state=seed).split(x))
+        oof = out_of_fold(
+            x, y, folds, fit_predict=fit_predict, scale_params=self._scale_params,
+            scale_rounds=self.scale_n_estimators, seed=seed, coverage=self.coverage, say=say,
+        )  # fmt: skip
+        self.calibration_ = oof.calibration
+        scale = fit_final_scale(x, oof, self._scale_params(seed), n_estimators=self.scale_n_estimators)
         say("final model")
-        self.boosters_ = self._fit_point(x, y, seed, classifier=True) | {"scale": scale.get_booster()}
+        self.boosters_ = self._fit_point(x, y, seed, classifier=True) | {"scale": scale}
         for booster in self.boosters_.values():
             booster.feature_names = self.feature_names()
         self.boosters_ |= aux
         p_cv = oof_p if np.isfinite(oof_p).all() else None
-        lower, upper = self.calibration_.interval(oof, np.maximum(oof_scale, 0))
-        self.cv_metrics_ = self._report(y, oof, p_cv, self._clip(lower), self._clip(upper))
+        lower, upper = oof.interval()
+        self.cv_metrics_ = self._report(y, oof.prediction, p_cv, self._clip(lower), self._clip(upper))
         self.n_features_in_ = x.shape[1]
         self.feature_names_in_ = np.asarray(self.feature_names(), dtype=object)
         return self
@@ -306,7 +321,7 @@ class PropertyModel(RegressorMixin, BaseEstimator):
         boosters["regressor"] = self._fit_regressor(x[body], y[body], seed).get_booster()
         if classifier:
             for bag, name in enumerate(self._classifier_names()):
-                boosters[name] = self._fit_classifier(x, self._positive(y), seed + 1000 * bag)
+                boosters[name] = self._fit_classifier(x, self._positive(y), seed + self.bag_seed_stride * bag)
         return boosters
 
     def _classifier_names(self) -> list[str]:
@@ -324,19 +339,19 @@ class PropertyModel(RegressorMixin, BaseEstimator):
         return raw
 
     def _fit_classifier(self, x: np.ndarray, label: np.ndarray, seed: int) -> xgb.Booster:
-        model = xgb.XGBClassifier(
-            n_estimators=max(200, self.n_estimators // 3), objective="binary:logistic", **self._xgb_params(seed=seed)
-        )
+        rounds = self.classifier_n_estimators
+        rounds = max(200, self.n_estimators // 3) if rounds is None else rounds
+        model = xgb.XGBClassifier(n_estimators=rounds, objective="binary:logistic", **self._xgb_params(seed=seed))
         return model.fit(x, label.astype(int)).get_booster()
 
     def _point(self, raw: dict[str, np.ndarray]) -> np.ndarray:
         """Point prediction from the boosters' raw outputs: body/tail branch, then the hurdle."""
         point = self._clip(np.asarray(raw["regressor"], dtype=float))
         if "tail_regressor" in raw:
-            tail = np.asarray(raw["tail_classifier"]) >= 0.5
+            tail = np.asarray(raw["tail_classifier"]) >= self.tail_probability
             point = np.where(tail, self._clip(np.asarray(raw["tail_regressor"], dtype=float)), point)
         if self._uses_classifier_point:
-            point = np.where(np.asarray(raw["classifier"]) >= 0.5, self.spec.floor, point)
+            point = np.where(np.asarray(raw["classifier"]) >= self.hurdle_probability, self.spec.floor, point)
         return point
 
     def _report(self, y, pred, p, lower, upper) -> dict[str, float]:
@@ -363,68 +378,65 @@ class PropertyModel(RegressorMixin, BaseEstimator):
         """Point predictions in the task's unit (NaN for rows that cannot be featurized)."""
         return self.predict_table(X)[self.spec.target].to_numpy(dtype=float)
 
-    def predict_table(self, X: Sequence[object]) -> pd.DataFrame:
+    def predict_table(self, X: Sequence[object], *, features: pd.DataFrame | None = None) -> pd.DataFrame:
         """Predictions as a table, one row per input row, in order.
+
+        Args:
+            X: Formulas (strings or pymatgen Compositions).
+            features: The rows' composition features, already computed: one row per item of ``X`` (same order),
+                holding at least the columns of ``CompositionFeaturizer(preset=self.preset)`` by name; the formulas
+                are then not featurized again (the reference-hull and formation-energy features still are
+                computed here). An all-NaN row is an error row. None: featurize ``X``.
 
         Returns:
             Columns: the target (e.g. ``e_hull_ev_per_atom``), its ``..._std_...`` (Gaussian-equivalent standard
             deviation), ``..._lower``/``..._upper`` (nominal-coverage interval), the class probability
             (``p_stable``/``p_insulator``), ``decomposition`` for stability, and ``error`` (empty when fine; the
             prediction columns are NaN otherwise).
+
+        Raises:
+            ValueError: ``features`` has another number of rows or lacks a needed column (named).
         """
         check_is_fitted(self, "boosters_")
         formulas = as_formula_list(X)
-        x, errors, decomposition = self._features(formulas)
-        spec = self.spec
-        n = len(formulas)
-        point, std = np.full(n, np.nan), np.full(n, np.nan)
-        lower, upper, proba = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
+        x, errors, decomposition = self._features(formulas, features=features)
+        columns = self.output_columns()[:5]  # target, std, lower, upper, class probability
+        out = {column: np.full(len(formulas), np.nan) for column in columns}
         good = np.array([e is None for e in errors], dtype=bool)
         if good.any():
             raw = self._predict_matrix(x[good])
             scale = np.maximum(raw["scale"], 0)
-            point[good] = self._point(raw)
-            std[good] = self.calibration_.std(scale)
-            lo, hi = self.calibration_.interval(point[good], scale)
-            lower[good], upper[good] = self._clip(lo), self._clip(hi)
-            proba[good] = raw["classifier"]
-        table = pd.DataFrame(
-            {
-                spec.target: point,
-                spec.std_column: std,
-                spec.lower_column: lower,
-                spec.upper_column: upper,
-                spec.probability_column: proba,
-            }
-        )
+            point = self._point(raw)
+            lower, upper = self.calibration_.interval(point, scale)
+            values = (point, self.calibration_.std(scale), self._clip(lower), self._clip(upper), raw["classifier"])
+            for column, value in zip(columns, values, strict=True):
+                out[column][good] = value
+        table = pd.DataFrame(out)
         if self.use_reference_hull:
             table["decomposition"] = [d if e is None else "" for d, e in zip(decomposition, errors, strict=True)]
         table["error"] = [e or "" for e in errors]
         return table
 
-    def explain(self, X: Sequence[object], *, top: int = 3) -> list[str]:
+    def explain(self, X: Sequence[object], *, top: int = 3, features: pd.DataFrame | None = None) -> list[str]:
         """The features that pushed each row's point prediction most, from xgboost's per-row contributions (Saabas).
 
         With a body/tail split (``tail_threshold``) each row is explained by the regressor of its branch. Rows the
-        hurdle sets to 0 are explained by the body regressor (what the value would have been).
+        hurdle sets to 0 are explained by the body regressor (what the value would have been). ``features``: as in
+        :meth:`predict_table`.
 
         Returns:
             Per row, e.g. ``"e_hull_ref_ev_per_atom +0.042; Li atomic fraction -0.013"`` (target units), or "" for
             rows that cannot be featurized.
         """
         check_is_fitted(self, "boosters_")
-        x, errors, _ = self._features(as_formula_list(X))
-        if self.tail_threshold is None:
-            return explain_rows(self.boosters_["regressor"], x, errors, top=top)
+        x, errors, _ = self._features(as_formula_list(X), features=features)
         good = np.array([e is None for e in errors], dtype=bool)
-        tail = np.zeros(len(errors), dtype=bool)
-        if good.any():
-            tail[good] = self.boosters_["tail_classifier"].inplace_predict(x[good]) >= 0.5
-        # each regressor explains only its own branch's rows (the other rows are masked like error rows)
-        in_body = [e or ("tail" if t else None) for e, t in zip(errors, tail, strict=True)]
-        body_text = explain_rows(self.boosters_["regressor"], x, in_body, top=top)
-        tail_text = explain_rows(self.boosters_["tail_regressor"], x, [None if t else "body" for t in tail], top=top)
-        return [t_text if t else b_text for t_text, b_text, t in zip(tail_text, body_text, tail, strict=True)]
+        served_by = np.array(["regressor" if g else "" for g in good], dtype=object)
+        names = ["regressor"] + (["tail_regressor"] if self.tail_threshold is not None else [])
+        if len(names) > 1 and good.any():
+            tail = self.boosters_["tail_classifier"].inplace_predict(x[good]) >= self.tail_probability
+            served_by[good] = np.where(tail, "tail_regressor", "regressor")
+        return explain_branches({name: (self.boosters_[name], x) for name in names}, list(served_by), top=top)
 
     def score_table(self, X: Sequence[object], y: Sequence[float]) -> dict[str, float]:
         """Screening metrics on held-out data: MAE, Spearman, ROC-AUC/F1/DAF of the class, interval coverage."""
@@ -445,39 +457,22 @@ class PropertyModel(RegressorMixin, BaseEstimator):
             overwrite: Replace an existing bundle.
         """
         check_is_fitted(self, "boosters_")
-        meta = {
-            "task": self.task,
-            "features_preset": self.preset,
-            "feature_names": list(self.feature_names_in_),
-            "target_name": self.spec.target,
-            "target_unit": self.spec.unit,
-            "params": self.get_params(),
-            "uncertainty": self.calibration_.to_dict(),
-            "cv_metrics": self.cv_metrics_,
-            **metadata,
-        }
-        saved = save_bundle(path, boosters=self.boosters_, metadata=meta, overwrite=overwrite)
+        spec, uncertainty = self.spec, self.calibration_.to_dict()
+        saved = save_model(
+            path, self, "property", task=self.task, target=(spec.target, spec.unit), uncertainty=uncertainty,
+            metadata=metadata, overwrite=overwrite,
+        )  # fmt: skip
         return save_reference(saved, self) if self.use_reference_hull else saved  # known phases travel with it
 
     @classmethod
     def from_bundle(cls, bundle: Bundle) -> PropertyModel:
-        """Rebuild a fitted model from a loaded bundle."""
-        meta = bundle.metadata
-        model = cls(**meta["params"])
+        """Rebuild a fitted model from a loaded bundle (``ValueError`` for a bundle of another model type)."""
+        model = cls(**bundle_params(bundle, "property"))
         required = set(BOOSTERS) | ({"formation_energy"} if model.formation_energy_feature else set())
         required |= set(TAIL_BOOSTERS) if model.tail_threshold is not None else set()
         required |= set(model._classifier_names())
-        missing = required - set(bundle.boosters)
-        if missing:
-            raise ValueError(f"bundle lacks booster(s) {sorted(missing)}")
-        model.boosters_ = dict(bundle.boosters)
-        model.calibration_ = ConformalCalibration.from_dict(meta["uncertainty"])
-        model.cv_metrics_ = meta.get("cv_metrics", {})
-        model.feature_names_in_ = np.asarray(meta["feature_names"], dtype=object)
-        model.n_features_in_ = len(model.feature_names_in_)
-        if list(model.feature_names_in_) != model.feature_names():
-            raise ValueError("the bundle's feature names differ from this version's featurizer; retrain the model")
-        model.source_ = bundle.source
+        calibration = ConformalCalibration.from_dict(bundle.metadata["uncertainty"])
+        restore_fitted(model, bundle, required=required, calibration=calibration)
         model.reference_ = hull_from_bundle(bundle) if model.use_reference_hull else None
         return model
 
