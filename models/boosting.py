@@ -34,6 +34,21 @@ def base_seed(random_state: int | None) -> int:
     return 0 if random_state is None else int(random_state)
 
 
+def tree_params(estimator: Any, seed: int) -> dict[str, Any]:
+    """xgboost tree settings of an estimator (its ``learning_rate``, ``max_depth``, ``min_child_weight``,
+    ``subsample``, ``colsample_bytree``, ``n_jobs``) with a seed; valid for ``xgb.train`` and the sklearn wrappers."""
+    return {
+        "learning_rate": estimator.learning_rate,
+        "max_depth": estimator.max_depth,
+        "min_child_weight": estimator.min_child_weight,
+        "subsample": estimator.subsample,
+        "colsample_bytree": estimator.colsample_bytree,
+        "tree_method": "hist",
+        "random_state": seed,
+        "n_jobs": estimator.n_jobs,
+    }
+
+
 def margin(booster: xgb.Booster, x: np.ndarray) -> np.ndarray:
     """Untransformed booster output (target units for regression objectives), float64."""
     return np.asarray(booster.inplace_predict(x, predict_type="margin"), dtype=float)

@@ -37,7 +37,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from sse_screen.features.formula import as_formula_list
 from sse_screen.features.structure import LATTICE_COLUMNS, StructureError, StructureFeaturizer, read_cif
-from sse_screen.models.boosting import OutOfFold, base_seed, fit_final_scale, margin, out_of_fold
+from sse_screen.models.boosting import OutOfFold, base_seed, fit_final_scale, margin, out_of_fold, tree_params
 from sse_screen.models.domain import fit_domain, in_domain
 from sse_screen.models.explain import explain_branches
 from sse_screen.models.feature_table import checked_feature_table, composition_feature_names, composition_features
@@ -183,19 +183,8 @@ class ConductivityModel(RegressorMixin, BaseEstimator):
 
     # ---------------------------------------------------------------------------------------------- training
     def _params(self, seed: int) -> dict[str, Any]:
-        return {
-            "objective": "survival:aft",
-            "aft_loss_distribution": "normal",
-            "aft_loss_distribution_scale": self.aft_scale,
-            "learning_rate": self.learning_rate,
-            "max_depth": self.max_depth,
-            "min_child_weight": self.min_child_weight,
-            "subsample": self.subsample,
-            "colsample_bytree": self.colsample_bytree,
-            "tree_method": "hist",
-            "seed": seed,
-            "nthread": self.n_jobs or 0,
-        }
+        aft = {"aft_loss_distribution": "normal", "aft_loss_distribution_scale": self.aft_scale}
+        return {"objective": "survival:aft", **aft} | tree_params(self, seed)
 
     def _fit_point(self, x: np.ndarray, lo: np.ndarray, hi: np.ndarray, seed: int) -> xgb.Booster:
         data = xgb.DMatrix(x)

@@ -31,7 +31,7 @@ from sklearn.model_selection import KFold
 from sklearn.utils.validation import check_is_fitted
 
 from sse_screen.features.formula import as_formula_list
-from sse_screen.models.boosting import base_seed, fit_final_scale, out_of_fold
+from sse_screen.models.boosting import base_seed, fit_final_scale, out_of_fold, tree_params
 from sse_screen.models.derived_features import E_FORM_FEATURES, HULL_FEATURES, hull_features, predicted_e_form
 from sse_screen.models.explain import explain_branches
 from sse_screen.models.feature_table import composition_feature_names, composition_features
@@ -191,20 +191,8 @@ class PropertyModel(RegressorMixin, BaseEstimator):
         return names
 
     # ---------------------------------------------------------------------------------------------- training
-    def _xgb_params(self, *, seed: int) -> dict[str, Any]:
-        return {
-            "learning_rate": self.learning_rate,
-            "max_depth": self.max_depth,
-            "min_child_weight": self.min_child_weight,
-            "subsample": self.subsample,
-            "colsample_bytree": self.colsample_bytree,
-            "tree_method": "hist",
-            "random_state": seed,
-            "n_jobs": self.n_jobs,
-        }
-
     def _regressor_params(self, *, squared: bool = False) -> dict[str, Any]:
-        params = self._xgb_params(seed=0) | {"n_estimators": self.n_estimators}
+        params = tree_params(self, 0) | {"n_estimators": self.n_estimators}
         params.pop("random_state")
         if squared or self.objective != "reg:pseudohubererror":
             return params | {"objective": "reg:squarederror" if squared else self.objective}
@@ -218,7 +206,7 @@ class PropertyModel(RegressorMixin, BaseEstimator):
 
     def _scale_params(self, seed: int) -> dict[str, Any]:
         """xgboost parameters of the error-size booster (:func:`models.boosting.fit_scale_booster`)."""
-        return self._xgb_params(seed=seed) | {
+        return tree_params(self, seed) | {
             "max_depth": self.scale_max_depth,
             "learning_rate": self.scale_learning_rate,
         }
@@ -341,7 +329,7 @@ class PropertyModel(RegressorMixin, BaseEstimator):
     def _fit_classifier(self, x: np.ndarray, label: np.ndarray, seed: int) -> xgb.Booster:
         rounds = self.classifier_n_estimators
         rounds = max(200, self.n_estimators // 3) if rounds is None else rounds
-        model = xgb.XGBClassifier(n_estimators=rounds, objective="binary:logistic", **self._xgb_params(seed=seed))
+        model = xgb.XGBClassifier(n_estimators=rounds, objective="binary:logistic", **tree_params(self, seed))
         return model.fit(x, label.astype(int)).get_booster()
 
     def _point(self, raw: dict[str, np.ndarray]) -> np.ndarray:
