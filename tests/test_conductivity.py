@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,8 +15,10 @@ import pytest
 from pymatgen.core import Lattice, Structure
 from sklearn.base import clone
 
+from sse_screen.features.composition import CompositionFeaturizer
 from sse_screen.features.datasets import data_dir, load_obelix
 from sse_screen.models.conductivity import ConductivityModel, conductivity_report, load_conductivity_model
+from sse_screen.models.explain import explain_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 CIFS = data_dir() / "obelix" / "randomized_cifs"
@@ -24,6 +27,8 @@ COLUMNS = [
     "log10_sigma_s_per_cm", "log10_sigma_std", "log10_sigma_lower", "log10_sigma_upper", "conductivity_model",
     "in_domain", "error",
 ]  # fmt: skip
+#: Constructor parameters added after bundles were first shipped: a bundle written before lacks them.
+NEW_KNOBS = ("scale_n_estimators", "scale_max_depth", "scale_learning_rate", "domain_features", "domain_k")
 
 
 @pytest.fixture(scope="module")
@@ -152,3 +157,92 @@ def test_train_script_registers_against_a_real_mlflow_server(mlflow_server: str,
     assert served.source_.version == "1"
     rows = ["Li7La3Zr2O12", "Li3PS4"]
     assert served.predict_table(rows).equals(ConductivityModel.load(ship).predict_table(rows))
+
+
+def composition_table(formulas: list[object]) -> pd.DataFrame:
+    """The composition features of ``formulas`` as screening builds them: one row per formula."""
+    featurizer = CompositionFeaturizer(preset="electrolyte", errors="nan").fit()
+    matrix, _ = featurizer.featurize(formulas)
+    return pd.DataFrame(matrix, columns=featurizer.get_feature_names_out())
+
+
+def test_explain_uses_the_booster_that_served_each_row(model: ConductivityModel) -> None:
+    formulas = ["Li4GeO4", "Li4GeO4", "", "Xx"]
+    structures = [CIFS / "dth.cif", None, CIFS / "dth.cif", None]
+    served = model.predict_table(formulas, structures=structures)["conductivity_model"].tolist()
+    assert served == ["structure", "composition", "structure", ""]
+    drivers = model.explain(formulas, structures=structures)
+    with_cif = model.feature_table(["Li4GeO4"], structures=[CIFS / "dth.cif"]).to_numpy()
+    without = model.feature_table(["Li4GeO4"]).to_numpy()
+    by_structure = explain_rows(model.boosters_["structure"], with_cif, [None])[0]
+    by_composition = explain_rows(model.boosters_["composition"], without, [None])[0]
+    assert by_structure != by_composition
+    assert drivers == [by_structure, by_composition, by_structure, ""]
+    assert model.explain(formulas[:2]) == [by_composition, by_composition]  # no structures: composition model
+
+
+def test_a_shared_feature_table_gives_the_same_predictions_and_drivers(model: ConductivityModel) -> None:
+    formulas = ["Li4GeO4", "", "Li3PS4", "Xx2O", "Na3PS4", "Li7La3Zr2O12"]
+    structures = [CIFS / "dth.cif", CIFS / "dth.cif", None, None, None, None]
+    table = composition_table(formulas)  # row 1 is all NaN: its composition comes from the CIF
+    given = table[table.columns[::-1]].assign(note="ignored")
+    for kwargs in ({}, {"structures": structures}):
+        expected = model.predict_table(formulas, **kwargs)
+        assert model.predict_table(formulas, features=given, **kwargs).equals(expected)
+        assert model.explain(formulas, features=given, **kwargs) == model.explain(formulas, **kwargs)
+    assert expected["error"].tolist()[3] == "unknown element symbol 'Xx'"
+    swapped = table.copy()
+    swapped.iloc[2] = table.iloc[5]  # the table is what the model reads
+    out = model.predict_table(formulas, features=swapped)
+    assert out.loc[2, "log10_sigma_s_per_cm"] == out.loc[5, "log10_sigma_s_per_cm"]
+    with pytest.raises(ValueError, match="'Li atomic fraction'"):
+        model.predict_table(formulas, features=table.drop(columns="Li atomic fraction"))
+    with pytest.raises(ValueError, match="'Li atomic fraction'"):
+        model.explain(formulas, structures=structures, features=table.drop(columns="Li atomic fraction"))
+
+
+def test_every_knob_is_a_constructor_parameter(model: ConductivityModel, train_table: pd.DataFrame) -> None:
+    defaults = ConductivityModel().get_params()
+    assert {name: defaults[name] for name in NEW_KNOBS} == {
+        "scale_n_estimators": 200, "scale_max_depth": 3, "scale_learning_rate": 0.05, "domain_features": 20,
+        "domain_k": 3,
+    }  # fmt: skip
+    assert model.boosters_["composition_scale"].num_boosted_rounds() == 200
+    assert len(model.domain_["features"]) == 20
+    rows = train_table.head(80)
+    tuned = ConductivityModel(
+        **SMALL | {"n_folds": 2}, use_structure=False, scale_n_estimators=6, domain_features=4, domain_k=1
+    ).fit(rows, y_lower=rows["log10_sigma_lower"], y_upper=rows["log10_sigma_upper"])
+    assert tuned.boosters_["composition_scale"].num_boosted_rounds() == 6
+    assert len(tuned.domain_["features"]) == 4
+
+
+def test_bundles_say_their_model_type_and_old_bundles_load_by_the_legacy_rule(
+    model: ConductivityModel, tmp_path: Path
+) -> None:
+    from mlflow.pyfunc import PythonModelContext
+
+    from sse_screen.experiments.pyfunc_model import BundleModel
+    from sse_screen.models.property_model import PropertyModel
+
+    path = model.save(tmp_path / "new", metadata={"training_data_sha256": "0" * 64, "metrics": {}})
+    meta = json.loads((path / "metadata.json").read_text())
+    assert meta["model_type"] == "conductivity" and set(NEW_KNOBS) <= set(meta["conductivity_params"])
+    meta["params"] = {}  # the legacy rule read this as a property model; model_type decides
+    (path / "metadata.json").write_text(json.dumps(meta))
+    rows = ["Li3PS4", "Li7La3Zr2O12", "Xx"]
+    expected = model.predict_table(rows)
+    wrapper = BundleModel()
+    wrapper.load_context(PythonModelContext(artifacts={"bundle": str(path)}, model_config=None))
+    assert isinstance(wrapper.model, ConductivityModel)
+    assert wrapper.predict(None, pd.DataFrame({"formula": rows})).equals(expected)
+    with pytest.raises(ValueError, match="holds a conductivity model, not a property model"):
+        PropertyModel.load(path)
+    legacy = Path(shutil.copytree(path, tmp_path / "legacy"))  # as written before model_type and the new knobs
+    del meta["model_type"], meta["params"]
+    meta["conductivity_params"] = {k: v for k, v in meta["conductivity_params"].items() if k not in NEW_KNOBS}
+    (legacy / "metadata.json").write_text(json.dumps(meta))
+    wrapper.load_context(PythonModelContext(artifacts={"bundle": str(legacy)}, model_config=None))
+    assert isinstance(wrapper.model, ConductivityModel)
+    assert wrapper.model.predict_table(rows).equals(expected)
+    assert wrapper.model.get_params() == model.get_params()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +12,7 @@ import pytest
 from pymatgen.core import Composition
 from sklearn.base import clone
 
+from sse_screen.features.composition import CompositionFeaturizer
 from sse_screen.features.datasets import load_mp_e_hull, load_mp_gap
 from sse_screen.models.explain import explain_rows
 from sse_screen.models.property_model import PropertyModel
@@ -129,6 +132,8 @@ def test_formation_energy_feature_and_hurdle_round_trip(tmp_path: Path) -> None:
     path = model.save(tmp_path / "b", metadata={"training_data_sha256": "0" * 64, "metrics": {}})
     assert (path / "formation_energy.ubj").exists()
     assert PropertyModel.load(path).predict_table(val["reduced_formula"]).equals(table)
+    shared = feature_table(val["reduced_formula"].tolist())  # e_form is predicted from the shared table's features
+    assert model.predict_table(val["reduced_formula"], features=shared).equals(table)
 
 
 def test_tail_split_routes_rows_to_the_tail_regressor_and_round_trips(tmp_path: Path) -> None:
@@ -171,11 +176,109 @@ def test_tail_split_routes_rows_to_the_tail_regressor_and_round_trips(tmp_path: 
     by_body = explain_rows(model.boosters_["regressor"], x, [None] * len(x))
     assert [drivers[i] for i in tail_rows] == [by_tail[i] for i in tail_rows]
     assert [drivers[i] for i in body_rows] == [by_body[i] for i in body_rows]
+    shared = feature_table(val["reduced_formula"].tolist())  # the hull features are still the model's own
+    assert model.predict_table(val["reduced_formula"], features=shared).equals(out)
+    assert model.explain(val["reduced_formula"], features=shared) == drivers
     assert {"cv_roc_auc", "roc_auc"} & set(model.cv_metrics_)
     path = model.save(tmp_path / "b", metadata={"training_data_sha256": "0" * 64, "metrics": {}})
     assert all((path / f"{name}.ubj").exists() for name in ("tail_regressor", "tail_classifier", "classifier_2"))
     assert PropertyModel.load(path).predict_table(val["reduced_formula"]).equals(out)
+    model.set_params(tail_probability=1.01, hurdle_probability=1.01)  # branch thresholds are parameters too
+    never = model.predict_table(val["reduced_formula"])["e_hull_ev_per_atom"].to_numpy()
+    assert np.allclose(never, np.maximum(raw["regressor"], 0), atol=1e-6)
     with pytest.raises(ValueError, match="leaves no training row"):
         PropertyModel(task="stability", tail_threshold=99.0, **params).fit(
             train["reduced_formula"], train["e_hull_ev_per_atom"]
         )
+
+
+META = {"training_data_sha256": "0" * 64, "metrics": {}}
+#: Constructor parameters added after bundles were first shipped: a bundle written before lacks them.
+NEW_KNOBS = (
+    "bag_seed_stride", "hurdle_probability", "tail_probability", "classifier_n_estimators", "scale_n_estimators",
+    "scale_max_depth", "scale_learning_rate",
+)  # fmt: skip
+
+
+def feature_table(formulas: list[str], preset: str = "electrolyte") -> pd.DataFrame:
+    """The composition features of ``formulas`` as a caller (screening) builds them: one row per formula."""
+    featurizer = CompositionFeaturizer(preset=preset, errors="nan").fit()
+    matrix, _ = featurizer.featurize(formulas)
+    return pd.DataFrame(matrix, columns=featurizer.get_feature_names_out())
+
+
+def test_a_shared_feature_table_gives_the_same_predictions_and_drivers(gap_model: PropertyModel) -> None:
+    formulas = ["Li3PS4", "Xx2O", "", "LiF", "Li0S", "Li7La3Zr2O12"]
+    table = feature_table(formulas)
+    given = table[table.columns[::-1]].assign(note="extra columns are ignored")  # columns matched by name
+    given.index = range(100, 106)  # rows matched by position, not index
+    assert gap_model.predict_table(formulas, features=given).equals(gap_model.predict_table(formulas))
+    assert gap_model.explain(formulas, features=given) == gap_model.explain(formulas)
+    # the table is what the model reads: LiF's features under Li3PS4's formula give LiF's prediction
+    swapped = table.copy()
+    swapped.iloc[0] = table.iloc[3]
+    out = gap_model.predict_table(formulas, features=swapped)
+    assert out.loc[0, "band_gap_ev"] == out.loc[3, "band_gap_ev"] != gap_model.predict(["Li3PS4"])[0]
+    with pytest.raises(ValueError, match="'MagpieData mean Number'"):
+        gap_model.predict_table(formulas, features=table.drop(columns="MagpieData mean Number"))
+    with pytest.raises(ValueError, match="'MagpieData mean Number'"):
+        gap_model.explain(formulas, features=table.drop(columns="MagpieData mean Number"))
+    with pytest.raises(ValueError, match="5 rows but there are 6 formulas"):
+        gap_model.predict_table(formulas, features=table.iloc[:5])
+
+
+def test_every_knob_is_a_constructor_parameter() -> None:
+    defaults = PropertyModel().get_params()
+    assert {name: defaults[name] for name in NEW_KNOBS} == {
+        "bag_seed_stride": 1000, "hurdle_probability": 0.5, "tail_probability": 0.5, "classifier_n_estimators": None,
+        "scale_n_estimators": 300, "scale_max_depth": 5, "scale_learning_rate": 0.05,
+    }  # fmt: skip
+    gap = load_mp_gap(aggregate="median").sample(200, random_state=3)
+    params = SMALL | {"n_estimators": 10, "n_folds": 2}
+    model = PropertyModel(task="band_gap", use_reference_hull=False, **params)
+    default = clone(model).fit(gap["reduced_formula"], gap["band_gap_ev"])
+    assert default.boosters_["scale"].num_boosted_rounds() == 300
+    assert default.boosters_["classifier"].num_boosted_rounds() == 200
+    model.set_params(scale_n_estimators=7, scale_max_depth=2, classifier_n_estimators=9)
+    tuned = model.fit(gap["reduced_formula"], gap["band_gap_ev"])
+    assert tuned.boosters_["scale"].num_boosted_rounds() == 7
+    assert tuned.boosters_["classifier"].num_boosted_rounds() == 9
+    assert tuned.cv_metrics_["coverage"] != default.cv_metrics_["coverage"] or not np.allclose(
+        tuned.predict_table(["LiF"])["band_gap_std_ev"], default.predict_table(["LiF"])["band_gap_std_ev"]
+    )
+
+
+def test_bundles_say_their_model_type_and_old_bundles_load_by_the_legacy_rule(
+    gap_model: PropertyModel, tmp_path: Path
+) -> None:
+    from mlflow.pyfunc import PythonModelContext
+
+    from sse_screen.experiments.pyfunc_model import BundleModel
+    from sse_screen.models.conductivity import ConductivityModel
+    from sse_screen.models.model_bundle import load_model
+    from sse_screen.models.persistence import load_bundle
+
+    path = gap_model.save(tmp_path / "new", metadata=META)
+    meta = json.loads((path / "metadata.json").read_text())
+    assert meta["model_type"] == "property" and set(NEW_KNOBS) <= set(meta["params"])
+    # model_type decides, not which keys happen to be present
+    meta["conductivity_params"] = {}
+    (path / "metadata.json").write_text(json.dumps(meta))
+    formulas = ["Li3PS4", "LiF", "Xx"]
+    expected = gap_model.predict_table(formulas)
+    wrapper = BundleModel()
+    wrapper.load_context(PythonModelContext(artifacts={"bundle": str(path)}, model_config=None))
+    assert isinstance(wrapper.model, PropertyModel)
+    assert wrapper.predict(None, pd.DataFrame({"formula": formulas})).equals(expected)
+    with pytest.raises(ValueError, match="holds a property model, not a conductivity model"):
+        ConductivityModel.from_bundle(load_bundle(path))
+    # a bundle as written before model_type and the new knobs existed (the shipped ones): the legacy rule
+    legacy = Path(shutil.copytree(path, tmp_path / "legacy"))
+    del meta["model_type"], meta["conductivity_params"]
+    meta["params"] = {k: v for k, v in meta["params"].items() if k not in NEW_KNOBS}
+    (legacy / "metadata.json").write_text(json.dumps(meta))
+    wrapper.load_context(PythonModelContext(artifacts={"bundle": str(legacy)}, model_config=None))
+    assert isinstance(wrapper.model, PropertyModel)
+    loaded = load_model(legacy)
+    assert isinstance(loaded, PropertyModel) and loaded.predict_table(formulas).equals(expected)
+    assert loaded.get_params() == gap_model.get_params()
