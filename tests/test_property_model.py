@@ -41,7 +41,9 @@ def test_predict_table_columns_and_per_row_errors(gap_model: PropertyModel) -> N
     assert list(table.columns) == [
         "band_gap_ev", "band_gap_std_ev", "band_gap_lower_ev", "band_gap_upper_ev", "p_insulator", "error"
     ]  # fmt: skip
-    assert table["error"].tolist() == ["", "unknown element symbol 'Xx'", "empty formula", "", "amount of Li is zero"]
+    errors = table["error"].tolist()
+    assert errors[:4] == ["", "unknown element symbol 'Xx'", "empty formula", ""]
+    assert errors[4].startswith("amount of Li is zero")  # the formula helper may add a hint
     good = table[table["error"] == ""]
     assert good.notna().all().all()
     assert table.loc[table["error"] != "", "band_gap_ev"].isna().all()
