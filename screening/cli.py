@@ -78,15 +78,15 @@ def _build_parser() -> argparse.ArgumentParser:
             "Rank the candidates of INPUT: chemistry checks (parseable, known elements, mobile ion, charge balance "
             "that accepts doped/mixed-valence compositions, element exclusions, optional limits), predictions with "
             "uncertainties, a weighted desirability score and Pareto fronts. One output row per input row, ranked "
-            "rows first, each with status (ranked/rejected/invalid) and a reason. Without -o the top rows are "
-            "printed."
+            "rows first, each with status (ranked/rejected/invalid) and a reason. Without -o the first 20 rows "
+            "(--top N) are printed, rejected and invalid ones with their reason."
         ),
     )
     rank.add_argument(
         "input", help="candidates: .csv/.tsv/.parquet (formula and/or cif_path column), .txt, or a folder/.zip of CIFs"
     )
     rank.add_argument("-o", "--output", help="output file: .csv (default), .parquet, .json or .html (a report)")
-    rank.add_argument("--top", type=int, help="keep only the first N rows of the ranked output")
+    rank.add_argument("--top", type=int, help="keep only the first N rows of the ranked output (printed: 20 if unset)")
     rank.add_argument("--config", help="TOML file with a [rank] table of the options below (flags win)")
     rank.add_argument("--formula-column", default="formula", help="name of the formula column (default: formula)")
     rank.add_argument("--mobile-ion", help="element every candidate must contain (default Li)")
@@ -211,6 +211,8 @@ def _cmd_rank(args: argparse.Namespace) -> int:
     from sse_screen.screening.rank import rank_candidates
     from sse_screen.screening.table_io import read_candidates, write_table
 
+    if args.top is not None and args.top < 1:
+        raise UserError(f"--top takes a number of rows >= 1, got {args.top}")
     options = _rank_options(args)
     table = read_candidates(args.input, formula_column=args.formula_column)
     models = load_models(
@@ -226,39 +228,16 @@ def _cmd_rank(args: argparse.Namespace) -> int:
     if notice := mobile_ion_notice(options.mobile_ion):
         print(f"note: {notice}", file=sys.stderr)
     counts = ranked["status"].value_counts()
-    if args.top is not None:
-        ranked = ranked.head(args.top)
     if args.output:
-        write_table(ranked, args.output)
+        write_table(ranked if args.top is None else ranked.head(args.top), args.output, source=args.input)
     else:
-        _print_top(ranked.head(args.top or 20))
+        from sse_screen.screening.printed_table import print_ranking
+
+        print_ranking(ranked, top=args.top, source=args.input)
     if not args.quiet:
         summary = ", ".join(f"{counts.get(s, 0)} {s}" for s in ("ranked", "rejected", "invalid"))
         print(f"{summary}" + (f"; written to {args.output}" if args.output else ""), file=sys.stderr)
     return 0
-
-
-def _print_top(ranked) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title="sse-screen ranking", show_lines=False)
-    shown = {
-        "rank": "rank", "formula": "formula", "score": "score", "e_hull_ev_per_atom": "E_hull eV/atom",
-        "log10_sigma_s_per_cm": "log10 σ S/cm", "band_gap_ev": "gap eV", "status": "status", "reason": "reason",
-    }  # fmt: skip
-    columns = [c for c in shown if c in ranked.columns]
-    for column in columns:
-        table.add_column(shown[column], overflow="fold")
-    for _, row in ranked.iterrows():
-        cells = []
-        for column in columns:
-            value = row[column]
-            cells.append(
-                "" if value is None or value != value else f"{value:.3g}" if isinstance(value, float) else str(value)
-            )
-        table.add_row(*cells)
-    Console().print(table)
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
