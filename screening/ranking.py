@@ -348,7 +348,8 @@ def rank_table(
 
     Status, in order of precedence: ``invalid`` (the formula does not parse, or the ``error`` column is non-empty);
     ``rejected`` (a chemistry check or limit failed, or the row repeats the reduced composition of an earlier row:
-    reason ``duplicate of row <label>``); else ``ranked``. Only ranked rows get ``pareto_rank`` and ``rank``.
+    reason ``duplicate of row N``, N counted from 1 like the rows of the file, or the index label when the table
+    has its own index); else ``ranked``. Only ranked rows get ``pareto_rank`` and ``rank``.
 
     A mobile ion (``config.mobile_ion``) without a conductivity model gets empty conductivity columns and no
     conductivity objective (:mod:`screening.mobile_ion`).
@@ -369,8 +370,9 @@ def rank_table(
     Returns:
         The input columns, ``cost_usd_per_kg`` (USD/kg; added if absent) and :data:`OUTPUT_COLUMNS`: ``status``,
         ``reason`` ("" when ranked), ``warnings`` (soft flags, "" if none), ``duplicate_of`` (index label of the
-        first row with the same composition, else <NA>), ``score`` (0-1, NaN for invalid rows), ``pareto_rank``
-        and ``rank`` (Int64, 1 = best, <NA> unless ranked). Row order and index are the input's.
+        first row with the same composition, i.e. its 0-based position for a default index, like ``input_row`` of
+        ``rank_candidates``; else <NA>), ``score`` (0-1, NaN for invalid rows), ``pareto_rank`` and ``rank``
+        (Int64, 1 = best, <NA> unless ranked). Row order and index are the input's.
 
     Raises:
         ValueError: Missing formula column, input columns that clash with the output columns, bad weights/mode.
@@ -408,9 +410,11 @@ def rank_table(
     first_pos = pd.Series(np.arange(n)).groupby(comp).transform("min").to_numpy()
     dup = (comp >= 0) & (first_pos != np.arange(n)) & (status != "invalid")
     labels = out.index.to_numpy(dtype=object)
+    # messages count rows from 1 like the file (cli helper's edit); a table with its own index labels names them
+    names = np.arange(1, n + 1, dtype=object) if out.index.equals(pd.RangeIndex(n)) else labels
     dup_reason = np.full(n, "", dtype=object)
     for i in np.flatnonzero(dup):
-        dup_reason[i] = f"duplicate of row {labels[first_pos[i]]} (same composition)"
+        dup_reason[i] = f"duplicate of row {names[first_pos[i]]} (same composition)"
     reason = _join(dup_reason, reason)
     status[dup] = "rejected"
     status[status == "ok"] = "ranked"

@@ -28,7 +28,8 @@ def read_candidates(path: str | Path, *, formula_column: str = "formula") -> pd.
     Args:
         path: CSV, TSV or Parquet file with a formula column (and/or a ``cif_path`` column, relative to the file),
             a .txt file with one formula per line (blank lines are kept as empty formulas so row numbers stay those
-            of the file), or a folder or .zip of CIF files (one row per CIF, sorted by name).
+            of the file; a first line that is just ``formula``, or the ``formula_column`` name, is a header, not a
+            candidate), or a folder or .zip of CIF files (one row per CIF, sorted by name).
         formula_column: Name of the column holding formulas in CSV/TSV/Parquet input.
 
     Returns:
@@ -59,6 +60,8 @@ def read_candidates(path: str | Path, *, formula_column: str = "formula") -> pd.
             lines = text.splitlines()
             while lines and not lines[-1].strip():
                 lines.pop()
+            if lines and lines[0].strip().casefold() in {"formula", formula_column.casefold()}:
+                lines = lines[1:]  # a header line names the column; it is not a candidate
             if not lines:
                 raise InputError(f"{path}: the file holds no formulas")
             return pd.DataFrame({"formula": [line.strip() for line in lines]})
@@ -131,8 +134,13 @@ def neutralise_csv_cells(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def write_table(table: pd.DataFrame, path: str | Path) -> Path:
+def write_table(table: pd.DataFrame, path: str | Path, *, source: str | Path | None = None) -> Path:
     """Write a result table as CSV (spreadsheet-safe), Parquet, JSON (records) or an HTML report, by the suffix.
+
+    Args:
+        table: The table to write (for .html, a ranking: the output of ``rank_candidates``).
+        path: Output file; its suffix chooses the format.
+        source: The input the table was computed from; an HTML report is titled after it.
 
     Raises:
         InputError: The suffix is not one of .csv, .parquet, .json or .html, or the folder does not exist.
@@ -150,7 +158,7 @@ def write_table(table: pd.DataFrame, path: str | Path) -> Path:
     elif suffix == ".html":
         from sse_screen.screening.report import html_report
 
-        path.write_text(html_report(table, source=f"{path.stem}:"), encoding="utf-8")
+        path.write_text(html_report(table, source=str(source) if source else ""), encoding="utf-8")
     else:
         table.to_json(path, orient="records", indent=1)
     return path
