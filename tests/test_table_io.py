@@ -36,6 +36,27 @@ def test_txt_one_formula_per_line_keeps_blank_lines(tmp_path: Path) -> None:
     assert read_candidates(path)["formula"].tolist() == ["Li3PS4", "", "LiF"]
 
 
+@pytest.mark.parametrize("header", ["formula", "Formula", " FORMULA "])
+def test_txt_header_line_is_not_a_candidate(tmp_path: Path, header: str) -> None:
+    path = tmp_path / "c.txt"
+    path.write_text(f"{header}\nLi3PS4\n\nLiF\n")
+    assert read_candidates(path)["formula"].tolist() == ["Li3PS4", "", "LiF"]
+    named = tmp_path / "named.txt"
+    named.write_text("composition\nLi3PS4\n")
+    assert read_candidates(named, formula_column="composition")["formula"].tolist() == ["Li3PS4"]
+    only = tmp_path / "only.txt"
+    only.write_text("formula\n\n")
+    with pytest.raises(InputError, match="holds no formulas"):
+        read_candidates(only)
+
+
+def test_html_report_is_titled_after_the_source(tmp_path: Path) -> None:
+    table = pd.DataFrame({"formula": ["Li3PS4"], "status": ["ranked"], "reason": [""]})
+    text = write_table(table, tmp_path / "out.html", source="inputs/screen_2024.csv").read_text()
+    assert "<title>sse-screen ranking of screen_2024.csv</title>" in text
+    assert "<h1>sse-screen ranking of screen_2024.csv</h1>" in text
+
+
 @pytest.mark.parametrize(
     ("name", "content", "message"),
     [
