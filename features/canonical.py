@@ -2,27 +2,47 @@
 
 Two formulas are the same composition when their atomic fractions agree after rounding to
 :data:`COMPOSITION_DECIMALS` decimals (1e-6 of an atom per atom). Scale and notation do not matter:
-``Li10GeP2S12``, ``Li5Ge0.5PS6`` and ``(Li2S)5(GeS2)0.5(P2S5)0.5`` share one key.
+``Li10GeP2S12``, ``Li5Ge0.5PS6`` and ``(Li2S)5(GeS2)(P2S5)`` share one key.
 
 The key is itself a formula (elements in Z order, amounts = rounded atomic fractions), so it parses back to the
 composition it names: ``Li10GeP2S12`` -> ``Li0.4P0.08S0.48Ge0.04``. Deduplication, leakage exclusion between data
 sets, cross-validation groups, leave-self-out in the reference hull and "is this composition known?" all use this
 key and nothing else.
+
+The **canonical formula** of a composition is what the models are asked about, so that every prediction is a function
+of the key and not of how the formula was written: the smallest integer formula with the same key and at most
+:data:`MAX_FORMULA_ATOMS` atoms (``Li5Ge0.5PS6`` and ``Li20Ge2P4S24`` -> ``Li10GeP2S12``; elements in Pauling
+electronegativity order, like pymatgen's reduced formula), else the key itself, whose amounts are atomic fractions,
+so that one of its formula units is one atom (``Li5.74La3Zr1.5Ta0.5O12``, 1,112 atoms as an integer formula, ->
+``Li0.252419O0.527704Zr0.065963La0.131926Ta0.021988``).
+Quantities "per formula unit" (the charge-balance residual) are per canonical formula unit: per formula unit of the
+integer formula, or per atom.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 import numpy as np
 
-from sse_screen.features.elements import SYMBOL_INDEX
+from sse_screen.features.elements import ELEMENT_SYMBOLS, SYMBOL_INDEX
 from sse_screen.features.formula import ParsedBatch, parse_batch
 
-__all__ = ["COMPOSITION_DECIMALS", "canonical_key", "canonical_keys"]
+__all__ = [
+    "COMPOSITION_DECIMALS",
+    "MAX_FORMULA_ATOMS",
+    "CanonicalBatch",
+    "canonical_compositions",
+    "canonical_key",
+    "canonical_keys",
+]
 
 #: Atomic fractions are rounded to this many decimals before two compositions are compared.
 COMPOSITION_DECIMALS = 6
+#: Largest integer formula (atoms per formula unit) taken as a canonical formula; larger ones are written per atom.
+MAX_FORMULA_ATOMS = 100
 
 
 def _key(symbols: Iterable[str], fractions: Iterable[float]) -> str:
@@ -46,10 +66,27 @@ def canonical_key(amounts: Mapping[str, float]) -> str:
     Raises:
         ValueError: No positive amount.
     """
-    total = float(sum(amounts.values()))
+    values = np.asarray(list(amounts.values()), dtype=np.float64)
+    total = values.sum()
     if not total > 0:
         raise ValueError(f"composition {dict(amounts)!r} has no positive amount")
-    return _key(amounts.keys(), (a / total for a in amounts.values()))
+    # the same arithmetic as canonical_keys (numpy division and rounding), so both always agree
+    return _key(amounts.keys(), np.round(values / total, COMPOSITION_DECIMALS))
+
+
+@dataclass(frozen=True)
+class CanonicalBatch:
+    """Canonical identity of every row of a batch (module docstring).
+
+    Attributes:
+        keys: ``(n,)`` object array of canonical keys; None for rows that did not parse.
+        formulas: ``(n,)`` object array of canonical formulas (smallest integer formula, else the key); None likewise.
+        integer: ``(n,)`` bool, the canonical formula is an integer formula (False: it is the key, written per atom).
+    """
+
+    keys: np.ndarray
+    formulas: np.ndarray
+    integer: np.ndarray
 
 
 def canonical_keys(formulas: Iterable[object] | ParsedBatch) -> np.ndarray:
@@ -61,23 +98,99 @@ def canonical_keys(formulas: Iterable[object] | ParsedBatch) -> np.ndarray:
     Returns:
         ``(n,)`` object array of keys; ``None`` for rows that did not parse.
     """
-    from sse_screen.features.elements import ELEMENT_SYMBOLS
+    return canonical_compositions(formulas).keys
 
+
+def canonical_compositions(formulas: Iterable[object] | ParsedBatch) -> CanonicalBatch:
+    """Canonical keys and canonical formulas of a batch, computed once per distinct parsed composition.
+
+    Args:
+        formulas: A :class:`ParsedBatch`, or formulas (strings and/or pymatgen Compositions) to parse.
+
+    Returns:
+        The keys, canonical formulas and integer flags of every row (None / False for rows that did not parse).
+    """
     batch = formulas if isinstance(formulas, ParsedBatch) else parse_batch(formulas)
     n = len(batch.errors)
-    out = np.full(n, None, dtype=object)
+    keys = np.full(n, None, dtype=object)
+    out_formulas = np.full(n, None, dtype=object)
+    integer = np.zeros(n, dtype=bool)
     if n == 0:
-        return out
+        return CanonicalBatch(keys=keys, formulas=out_formulas, integer=integer)
     fractions = np.round(batch.fractions(), COMPOSITION_DECIMALS)
     index = np.where(batch.mask, batch.index, -1)
     ok = batch.ok
     # one key per distinct (elements, rounded fractions) row
     packed = np.concatenate([index, fractions], axis=1)
     _, first, inverse = np.unique(packed, axis=0, return_index=True, return_inverse=True)
-    keys = []
-    for row in first:
-        m = batch.mask[row]
-        keys.append(_key((ELEMENT_SYMBOLS[i] for i in batch.index[row][m]), fractions[row][m]))
-    out[:] = np.asarray(keys, dtype=object)[inverse.reshape(-1)]
-    out[~ok] = None
+    inverse = inverse.reshape(-1)
+    u_mask, u_index, u_frac = batch.mask[first], batch.index[first], fractions[first]
+    counts = _integer_counts(u_frac, u_mask)
+    rank = _electronegativity_rank()
+    u_keys, u_formulas = [], []
+    for idx, frac, cnt in zip(
+        np.where(u_mask, u_index, -1).tolist(), u_frac.tolist(), counts.tolist(), strict=True
+    ):
+        elements = [(i, f, c) for i, f, c in zip(idx, frac, cnt, strict=True) if i >= 0]
+        key = _format(sorted(elements), 1)
+        u_keys.append(key)
+        u_formulas.append(_format(sorted(elements, key=lambda e: rank[e[0]]), 2) if cnt[0] > 0 else key)
+    keys[:] = np.asarray(u_keys, dtype=object)[inverse]
+    out_formulas[:] = np.asarray(u_formulas, dtype=object)[inverse]
+    integer[:] = (counts[:, 0] > 0)[inverse]
+    keys[~ok], out_formulas[~ok], integer[~ok] = None, None, False
+    return CanonicalBatch(keys=keys, formulas=out_formulas, integer=integer)
+
+
+def _integer_counts(fractions: np.ndarray, mask: np.ndarray, *, block: int = 4096) -> np.ndarray:
+    """Smallest integer amounts (<= MAX_FORMULA_ATOMS atoms) with the same rounded fractions; zero rows where none.
+
+    A cheap necessary test (every ``fraction * atoms`` within the rounding error of an integer >= 1) over all sizes
+    at once, then the exact test (the integer formula's rounded fractions equal the row's) on the smallest candidate
+    size, and on the next one where that fails.
+    """
+    out = np.zeros(fractions.shape, dtype=np.int64)
+    sizes = np.arange(1, MAX_FORMULA_ATOMS + 1, dtype=np.float64)
+    slack = sizes * (0.5 * 10.0**-COMPOSITION_DECIMALS) + 1e-9
+    rows = np.flatnonzero(mask.any(axis=1))
+    for start in range(0, len(rows), block):
+        r = rows[start : start + block]
+        f, m = fractions[r], mask[r]
+        candidate = np.ones((len(r), len(sizes)), dtype=bool)
+        for j in range(f.shape[1]):
+            x = f[:, j, None] * sizes
+            near = np.rint(x)
+            candidate &= ~m[:, j, None] | ((np.abs(x - near) <= slack) & (near >= 1))
+        live = np.flatnonzero(candidate.any(axis=1))
+        while len(live):
+            first = candidate[live].argmax(axis=1)
+            atoms = sizes[first][:, None]
+            counts = np.rint(f[live] * atoms)
+            total = counts.sum(axis=1, keepdims=True)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                same = np.round(counts / total, COMPOSITION_DECIMALS) == f[live]
+            hit = (total == atoms)[:, 0] & np.all(same | ~m[live], axis=1)
+            out[r[live[hit]]] = counts[hit].astype(np.int64)
+            candidate[live[~hit], first[~hit]] = False
+            live = live[~hit]
+            live = live[candidate[live].any(axis=1)]
     return out
+
+
+@functools.cache
+def _electronegativity_rank() -> list[int]:
+    """Element column -> position in Pauling electronegativity order (then Z; no value, e.g. He, Ne, Ar: last)."""
+    from sse_screen.features.elements import pymatgen_column
+
+    x = np.nan_to_num(pymatgen_column("pauling_electronegativity"), nan=np.inf)
+    order = np.lexsort((np.arange(len(x)), x))
+    rank = np.empty(len(x), dtype=np.int64)
+    rank[order] = np.arange(len(x))
+    return rank.tolist()
+
+
+def _format(elements: list[tuple[int, float, int]], field: int) -> str:
+    """Formula text of (element column, rounded fraction, integer count) triples, amounts from ``field``."""
+    if field == 1:
+        return "".join(f"{ELEMENT_SYMBOLS[i]}{f:.{COMPOSITION_DECIMALS}f}".rstrip("0").rstrip(".") for i, f, _ in elements)
+    return "".join(f"{ELEMENT_SYMBOLS[i]}{c if c != 1 else ''}" for i, _, c in elements)

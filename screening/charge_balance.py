@@ -31,15 +31,15 @@ Verdicts:
 - **Rejected** when no assignment balances, with one of these reasons: ``X: no oxidation state known in the ICSD``
   (noble gases, superheavy elements); ``no element can be an anion`` (an alloy or intermetallic such as NaLi5);
   ``cannot be charge balanced with any oxidation state seen in the ICSD, even mixing states on a site: the best
-  assignment (Li +1; O -2/-1) leaves -2 e per formula unit`` (LiO3).
+  assignment (Li +1; O -2/-1) leaves -2 e per LiO3 formula unit`` (LiO3, and Li2O6 alike).
 - **Flagged** (kept and ranked) when only tier 2 balances: ``neutral only with B as anion and Li, H as cation ...,
   against the Pauling electronegativity order`` (closo-borates such as Li2B12H12 are real superionic conductors).
 - **Flagged** when it balances only with rare states: not with the states that make at least 1 % of the element's
   ICSD entries (:data:`USUAL_COMMONALITY`; drops e.g. O-1 peroxide, La+1, Y+1/+4, Si-4):
   ``not charge balanced with the usual oxidation states (1 % or more of ICSD entries; best: Li +1; La +3; Zr
-  +2/+3/+4; O -2): -4 e per formula unit`` (Li7La3Zr2O14). Not a rejection, because published electrolytes carry
+  +2/+3/+4; O -2): -4 e per Li7La3Zr2O14 formula unit`` (Li7La3Zr2O14). Not a rejection, because published electrolytes carry
   nominal compositions that are off by vacancies or protons (11 OBELiX garnets and perovskites, e.g.
-  Li5.74La3Zr1.5Ta0.5O12 at -0.76 e per formula unit).
+  Li5.74La3Zr1.5Ta0.5O12 at -0.76 e per formula unit as written, reported as -0.0334 e per atom).
 - **Flagged** (mildly) when it balances with the usual states but not with the common ones (at least 10 % of the
   element's ICSD entries, :data:`COMMON_COMMONALITY`): ``balanced only with less common oxidation states`` (P+4 in
   Li4P2S6, S-1 in Li3PS5, Zr+2 in Li7La3Zr2O10).
@@ -54,7 +54,7 @@ from __future__ import annotations
 
 import functools
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -127,7 +127,7 @@ class ChargeBalance:
             tolerance (rejection test).
         pauling: (n,) bool, balances with every cation less electronegative than every anion.
         residual_e: (n,) smallest distance of 0 from the achievable charge interval over all assignments tried,
-            e per formula unit as written (inf where no assignment has states for every element).
+            e per formula unit of ``batch`` (inf where no assignment has states for every element).
         cation: (n, k) bool, the best assignment: True for slots acting as cations (slot order of the batch).
     """
 
@@ -252,7 +252,7 @@ def _assignment(
     return cations, anions, "; ".join(states)
 
 
-def _charge_reason(batch: ParsedBatch, cb: ChargeBalance, i: int) -> str:
+def _charge_reason(batch: ParsedBatch, cb: ChargeBalance, i: int, unit: str) -> str:
     st = _states("low")
     syms = [ELEMENT_SYMBOLS[c] for c in batch.index[i, batch.mask[i]]]
     missing = [s for s in syms if s not in st.lists]
@@ -266,7 +266,7 @@ def _charge_reason(batch: ParsedBatch, cb: ChargeBalance, i: int) -> str:
     signed = _signed_residual(batch, cb, i, st)
     return (
         "cannot be charge balanced with any oxidation state seen in the ICSD, even mixing states on a site: the best "
-        f"assignment ({states}) leaves {signed:+.3g} e per formula unit"
+        f"assignment ({states}) leaves {signed:+.3g} e per {unit}"
     )
 
 
@@ -277,9 +277,19 @@ def _signed_residual(batch: ParsedBatch, cb: ChargeBalance, i: int, st: _States)
 
 
 def charge_balance_verdicts(
-    batch: ParsedBatch, *, charge_tolerance: float = 0.01
+    batch: ParsedBatch, *, charge_tolerance: float = 0.01, units: Sequence[str] | None = None
 ) -> tuple[np.ndarray, dict[int, str], np.ndarray]:
     """Charge neutrality (rejection) and the electronegativity order and common states (soft flags).
+
+    Residuals are in e per formula unit of ``batch`` as parsed. Give it the canonical formulas
+    (:mod:`features.canonical`) so that they do not depend on how a formula was written, and ``units`` to name each
+    row's formula unit in the text (``"LiO3 formula unit"``; ``"atom"`` for a formula whose amounts are atomic
+    fractions); default ``"formula unit"``.
+
+    Args:
+        batch: Parsed compositions.
+        charge_tolerance: Allowed residual charge, e per atom.
+        units: Per row, what the residual is counted per.
 
     Returns:
         ``passed`` (n,) bool (rows that did not parse pass: they are invalid already), the rejection reason of each
@@ -287,8 +297,9 @@ def charge_balance_verdicts(
         unusual (against the Pauling order, or uncommon states only).
     """
     cb = charge_balance(batch, charge_tolerance=charge_tolerance)
+    units = list(units) if units is not None else ["formula unit"] * len(batch.errors)
     passed = cb.balanced | ~batch.ok
-    reasons = {int(i): _charge_reason(batch, cb, int(i)) for i in np.flatnonzero(~passed)}
+    reasons = {int(i): _charge_reason(batch, cb, int(i), units[i]) for i in np.flatnonzero(~passed)}
     flags = np.full(len(passed), "", dtype=object)
     for i in np.flatnonzero(cb.balanced & ~cb.pauling):
         cations, anions, states = _assignment(batch, cb, int(i), "low")
@@ -307,7 +318,7 @@ def charge_balance_verdicts(
             )
             if np.isfinite(usual.residual_e[j]):
                 _, _, states = _assignment(sub, usual, int(j), USUAL_COMMONALITY)
-                text += f"; best: {states}): {_signed_residual(sub, usual, int(j), st):+.3g} e per formula unit"
+                text += f"; best: {states}): {_signed_residual(sub, usual, int(j), st):+.3g} e per {units[rows[j]]}"
             else:
                 text += ")"
             flags[rows[j]] = text

@@ -19,6 +19,12 @@ Checks, in order:
 
 Charge balance: the rule for doped and mixed-valence compositions, and its measured effect on OBELiX, are documented
 in :mod:`screening.charge_balance`.
+
+Every check sees the canonical composition (:mod:`features.canonical`), not the formula as written, so its verdict
+and reason do not depend on the scale of the formula: ``Li2O6`` and ``LiO3`` are both rejected with a residual
+"per LiO3 formula unit"; compositions without an integer formula of at most
+:data:`features.canonical.MAX_FORMULA_ATOMS` atoms get residuals "per atom". Rows are the same composition (same
+``composition_id``) exactly when their canonical keys are equal.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from typing import Final, Literal
 import numpy as np
 import pandas as pd
 
+from sse_screen.features.canonical import CanonicalBatch, canonical_compositions
 from sse_screen.features.elements import ELEMENT_SYMBOLS, N_ELEMENTS, SYMBOL_INDEX, pymatgen_column
 from sse_screen.features.formula import ParsedBatch, parse_batch
 from sse_screen.screening.charge_balance import charge_balance_verdicts
@@ -134,16 +141,19 @@ def check_exclusions(batch: ParsedBatch, *, exclusions: Mapping[str, str] = DEFA
     return _result(passed, reasons)
 
 
-def check_charge_balance(batch: ParsedBatch, *, charge_tolerance: float = 0.01) -> tuple[CheckResult, np.ndarray]:
+def check_charge_balance(
+    batch: ParsedBatch, *, charge_tolerance: float = 0.01, units: list[str] | None = None
+) -> tuple[CheckResult, np.ndarray]:
     """Charge neutrality (rejection) and the electronegativity order and common states (soft flags).
 
-    The rule is documented in :mod:`screening.charge_balance`.
+    The rule is documented in :mod:`screening.charge_balance`. ``units`` names each row's formula unit in the
+    residuals of the reasons (default ``"formula unit"``; see :func:`screening.charge_balance.charge_balance_verdicts`).
 
     Returns:
         The check (rows that did not parse pass: they are invalid already) and an (n,) object array of soft flags:
         "" or why the balance is chemically unusual (against the Pauling order, or uncommon states only).
     """
-    passed, reasons, flags = charge_balance_verdicts(batch, charge_tolerance=charge_tolerance)
+    passed, reasons, flags = charge_balance_verdicts(batch, charge_tolerance=charge_tolerance, units=units)
     return _result(passed, reasons), flags
 
 
@@ -253,6 +263,9 @@ def check_limits(
 def run_checks(formulas: Iterable[object], *, config: CheckConfig | None = None) -> pd.DataFrame:
     """Run the composition checks (parse, mobile ion, exclusions, charge balance) once per distinct formula.
 
+    The checks run on each row's canonical composition (module docstring), so rows with the same canonical key get
+    the same verdicts, reasons and cost.
+
     Args:
         formulas: Formula strings (any 1-D sequence or Series); rows are kept in order.
         config: Check configuration; defaults to :class:`CheckConfig()` (Li, default exclusions).
@@ -260,19 +273,22 @@ def run_checks(formulas: Iterable[object], *, config: CheckConfig | None = None)
     Returns:
         One row per input row (RangeIndex): ``status`` (``ok``, ``rejected`` or ``invalid``), ``reason`` (every
         failing check, ``"; "``-joined; "" when ok), ``warnings`` (soft flags that do not reject; "" if none),
-        ``composition_id`` (int, equal for rows with the same reduced composition, atomic fractions rounded to 6
-        decimals; -1 for invalid rows) and ``cost_usd_per_kg`` (USD/kg, :func:`cost_usd_per_kg`).
+        ``composition_id`` (int, equal exactly for rows with the same canonical key,
+        :func:`features.canonical.canonical_key`; -1 for invalid rows), ``composition_key`` (the key, None for
+        invalid rows) and ``cost_usd_per_kg`` (USD/kg, :func:`cost_usd_per_kg`).
     """
     config = config or CheckConfig()
     items = pd.Series(list(formulas), dtype=object)
     codes, uniques = pd.factorize(items, use_na_sentinel=False)
-    batch = parse_batch(list(uniques))
+    canon = canonical_compositions(parse_batch(list(uniques)))
+    batch = canonical_batch(canon, list(uniques))
     parse = check_parse(batch)
     checks = [
         check_mobile_ion(batch, ion=config.mobile_ion),
         check_exclusions(batch, exclusions=config.exclusions),
     ]
-    charge, flags = check_charge_balance(batch, charge_tolerance=config.charge_tolerance)
+    units = [f"{f} formula unit" if whole else "atom" for f, whole in zip(canon.formulas, canon.integer, strict=True)]
+    charge, flags = check_charge_balance(batch, charge_tolerance=config.charge_tolerance, units=units)
     checks.append(charge)
     reason = parse.reason.copy()
     for check in checks:
@@ -280,24 +296,19 @@ def run_checks(formulas: Iterable[object], *, config: CheckConfig | None = None)
             reason[i] = f"{reason[i]}; {check.reason[i]}" if reason[i] else check.reason[i]
     ok = np.logical_and.reduce([c.passed for c in checks])
     status = np.where(~parse.passed, "invalid", np.where(ok, "ok", "rejected")).astype(object)
-    out = pd.DataFrame(
+    ids, _ = pd.factorize(pd.Series(canon.keys, dtype=object), use_na_sentinel=True)
+    return pd.DataFrame(
         {
             "status": status[codes],
             "reason": reason[codes],
             "warnings": flags[codes],
-            "composition_id": _composition_ids(batch)[codes],
+            "composition_id": np.asarray(ids, dtype=np.int64)[codes],
+            "composition_key": canon.keys[codes],
             "cost_usd_per_kg": cost_usd_per_kg(batch)[codes],
         }
     )
-    return out
 
 
-def _composition_ids(batch: ParsedBatch, decimals: int = 6) -> np.ndarray:
-    """Equal ids for equal reduced compositions (atomic fractions rounded to ``decimals``); -1 for invalid rows."""
-    frac = np.round(batch.fractions(), decimals)
-    keys = [
-        tuple(sorted(zip(idx[m].tolist(), f[m].tolist(), strict=True))) if ok else None
-        for idx, f, m, ok in zip(batch.index, frac, batch.mask, batch.ok, strict=True)
-    ]
-    ids, _ = pd.factorize(pd.Series(keys, dtype=object), use_na_sentinel=True)
-    return np.asarray(ids, dtype=np.int64)
+def canonical_batch(canon: CanonicalBatch, formulas: list[object]) -> ParsedBatch:
+    """The parsed canonical formulas of a batch; rows that did not parse are parsed as written (their reasons)."""
+    return parse_batch([c if c is not None else f for c, f in zip(canon.formulas, formulas, strict=True)])

@@ -67,12 +67,12 @@ def test_agrees_with_smact_on_integer_obelix_compositions(obelix: pd.DataFrame) 
     ("formula", "expected"),
     [
         ("LiO3", "cannot be charge balanced with any oxidation state seen in the ICSD"),
-        ("Li2Cl", "(Li +1; Cl -1) leaves +1 e per formula unit"),
-        ("LiS3", "(Li +1; S -2/-1) leaves -2 e per formula unit"),
-        ("Li3Cl5", "leaves -2 e per formula unit"),
+        ("Li2Cl", "(Li +1; Cl -1) leaves +1 e per Li2Cl formula unit"),
+        ("LiS3", "(Li +1; S -2/-1) leaves -2 e per LiS3 formula unit"),
+        ("Li3Cl5", "leaves -2 e per Li3Cl5 formula unit"),
         ("NaLi5", "no element can be an anion (Na, Li: no negative oxidation state)"),
         ("Li", "no element can be an anion"),
-        ("LiAl", "(Li +1; Al -3) leaves -2 e per formula unit"),
+        ("LiAl", "(Li +1; Al -3) leaves -2 e per LiAl formula unit"),
     ],
 )
 def test_wrong_compositions_are_rejected_with_reason(formula: str, expected: str) -> None:
@@ -112,9 +112,10 @@ def test_soft_flags_explain_unusual_balance() -> None:
     )
     assert out["warnings"][2] == (
         "not charge balanced with the usual oxidation states (1 % or more of ICSD entries; "
-        "best: Li +1; La +3; Zr +2/+3/+4; O -2): -4 e per formula unit"
+        "best: Li +1; La +3; Zr +2/+3/+4; O -2): -4 e per Li7La3Zr2O14 formula unit"
     )
-    assert out["warnings"][3].endswith("-0.76 e per formula unit")  # a published garnet: flagged, not rejected
+    # a published garnet: flagged, not rejected; no integer formula of <= 100 atoms, so the residual is per atom
+    assert out["warnings"][3].endswith("-0.0334 e per atom")  # -0.76 e per 22.74 atoms as written
     assert out["warnings"][4] == ""
 
 
@@ -187,13 +188,17 @@ def test_works_by_distinct_formula_on_many_rows() -> None:
 
 
 def test_cost_column_matches_the_electrolyte_feature() -> None:
+    from sse_screen.features.canonical import canonical_compositions
     from sse_screen.features.composition import CompositionFeaturizer
 
     formulas = ["Li7La3Zr2O12", "Li3PS4", "Li6.4La3Zr1.4Ta0.6O12"]
     featurizer = CompositionFeaturizer(preset="electrolyte").fit(formulas)
     column = list(featurizer.get_feature_names_out()).index("cost_usd_per_kg")
-    expected = np.asarray(featurizer.transform(formulas))[:, column]
+    canonical = canonical_compositions(formulas).formulas  # checks and models see the canonical composition
+    expected = np.asarray(featurizer.transform(canonical))[:, column]
     np.testing.assert_allclose(run_checks(formulas)["cost_usd_per_kg"], expected, rtol=1e-12)
+    as_written = np.asarray(featurizer.transform(formulas))[:, column]
+    np.testing.assert_allclose(expected, as_written, rtol=1e-6)  # fractions rounded to 1e-6
 
 
 PREDICTIONS = pd.DataFrame(
@@ -246,3 +251,21 @@ def test_objective_value_uses_bounds_then_std() -> None:
     assert objective_value(cost, "cost_usd_per_kg", maximize=False, mode="optimistic")[0] == 7.0
     with pytest.raises(ValueError, match="Unknown mode"):
         objective_value(cost, "cost_usd_per_kg", maximize=False, mode="best")  # type: ignore[arg-type]
+
+
+def test_verdicts_and_reasons_do_not_depend_on_how_the_formula_is_written() -> None:
+    out = run_checks(["LiO3", "Li2O6", "(LiO3)3", "Li0.25O0.75", "Li5.74La3Zr1.5Ta0.5O12", "Li11.48La6Zr3TaO24"])
+    assert out["reason"][:4].nunique() == 1 and out["reason"][0].endswith("leaves -2 e per LiO3 formula unit")
+    assert out["composition_id"][:4].nunique() == 1
+    assert out["warnings"][4] == out["warnings"][5] != ""
+    assert out["composition_id"][4] == out["composition_id"][5]
+    assert out["composition_key"][0] == "Li0.25O0.75"
+
+
+def test_composition_ids_are_the_canonical_keys() -> None:
+    from sse_screen.features.canonical import canonical_keys
+
+    formulas = ["Li3.4Ge0.4P0.6S4", "Li10.2Ge1.2P1.8S12", "Li17Ge2P3S20", "Li3PS4", "Xx"]
+    out = run_checks(formulas)
+    assert out["composition_key"].tolist() == canonical_keys(formulas).tolist()
+    assert out["composition_id"].tolist() == [0, 0, 0, 1, -1]
