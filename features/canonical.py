@@ -128,9 +128,7 @@ def canonical_compositions(formulas: Iterable[object] | ParsedBatch) -> Canonica
     counts = _integer_counts(u_frac, u_mask)
     rank = _electronegativity_rank()
     u_keys, u_formulas = [], []
-    for idx, frac, cnt in zip(
-        np.where(u_mask, u_index, -1).tolist(), u_frac.tolist(), counts.tolist(), strict=True
-    ):
+    for idx, frac, cnt in zip(np.where(u_mask, u_index, -1).tolist(), u_frac.tolist(), counts.tolist(), strict=True):
         elements = [(i, f, c) for i, f, c in zip(idx, frac, cnt, strict=True) if i >= 0]
         key = _format(sorted(elements), 1)
         u_keys.append(key)
@@ -192,5 +190,6 @@ def _electronegativity_rank() -> list[int]:
 def _format(elements: list[tuple[int, float, int]], field: int) -> str:
     """Formula text of (element column, rounded fraction, integer count) triples, amounts from ``field``."""
     if field == 1:
-        return "".join(f"{ELEMENT_SYMBOLS[i]}{f:.{COMPOSITION_DECIMALS}f}".rstrip("0").rstrip(".") for i, f, _ in elements)
+        digits = COMPOSITION_DECIMALS
+        return "".join(f"{ELEMENT_SYMBOLS[i]}{f:.{digits}f}".rstrip("0").rstrip(".") for i, f, _ in elements)
     return "".join(f"{ELEMENT_SYMBOLS[i]}{c if c != 1 else ''}" for i, _, c in elements)

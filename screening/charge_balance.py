@@ -37,8 +37,8 @@ Verdicts:
 - **Flagged** when it balances only with rare states: not with the states that make at least 1 % of the element's
   ICSD entries (:data:`USUAL_COMMONALITY`; drops e.g. O-1 peroxide, La+1, Y+1/+4, Si-4):
   ``not charge balanced with the usual oxidation states (1 % or more of ICSD entries; best: Li +1; La +3; Zr
-  +2/+3/+4; O -2): -4 e per Li7La3Zr2O14 formula unit`` (Li7La3Zr2O14). Not a rejection, because published electrolytes carry
-  nominal compositions that are off by vacancies or protons (11 OBELiX garnets and perovskites, e.g.
+  +2/+3/+4; O -2): -4 e per Li7La3Zr2O14 formula unit`` (Li7La3Zr2O14). Not a rejection, because published
+  electrolytes carry nominal compositions that are off by vacancies or protons (11 OBELiX garnets and perovskites, e.g.
   Li5.74La3Zr1.5Ta0.5O12 at -0.76 e per formula unit as written, reported as -0.0334 e per atom).
 - **Flagged** (mildly) when it balances with the usual states but not with the common ones (at least 10 % of the
   element's ICSD entries, :data:`COMMON_COMMONALITY`): ``balanced only with less common oxidation states`` (P+4 in
