@@ -3,10 +3,12 @@
 Every table keeps the file's original ``formula`` string and adds, from one pymatgen parse per distinct string:
 
 - ``reduced_formula``: pymatgen's ``Composition.reduced_formula`` (``<NA>`` when the formula does not parse);
-- ``composition_key``: element fractions rounded to 4 decimals (``"Ge0.0400 Li0.4000 P0.0800 S0.4800"``). Use it
-  to find repeats and to split without leakage: pymatgen does not reduce non-integer formulas, so
-  ``Li3.4Ge0.4P0.6S4`` and ``Li10.2Ge1.2P1.8S12`` (OBELiX) get different ``reduced_formula`` but one key. On the
-  Materials Project files the key and ``reduced_formula`` coincide (checked by the tests);
+- ``composition_key``: the canonical key of :mod:`features.canonical` (atomic fractions rounded to 6 decimals,
+  elements in Z order: ``"Li0.4P0.08S0.48Ge0.04"``), THE identity of a composition: :func:`find_duplicates`,
+  :func:`aggregate_by_composition` and leakage exclusion between data sets group by it. pymatgen does not reduce
+  non-integer formulas, so ``Li3.4Ge0.4P0.6S4`` and ``Li10.2Ge1.2P1.8S12`` (OBELiX) get different
+  ``reduced_formula`` but one key. On the Materials Project files the key and ``reduced_formula`` coincide (checked
+  by the tests);
 - ``error``: why the formula did not parse, ``<NA>`` otherwise. Unparseable rows are kept, never dropped, and the
   loader issues a ``UserWarning`` naming how many there are.
 
@@ -32,7 +34,6 @@ ObelixSplit = Literal["all", "train", "test"]
 Aggregation = Literal["min", "median"]
 
 DATA_DIR_ENV = "SSE_SCREEN_DATA_DIR"
-KEY_DECIMALS = 4
 _CENSORED = re.compile(r"^<\s*([0-9.eE+-]+)$")
 
 OBELIX_COLUMNS: dict[str, str] = {
@@ -101,7 +102,7 @@ def _to_float(values: pd.Series, name: str, *, allow_empty: bool = False) -> pd.
     return out
 
 
-def _parse_one(formula: str) -> tuple[str | None, str | None, str | None]:
+def _parse_one(formula: str) -> tuple[str | None, str | None]:
     from pymatgen.core import Composition
 
     try:
@@ -110,19 +111,23 @@ def _parse_one(formula: str) -> tuple[str | None, str | None, str | None]:
             warnings.simplefilter("ignore", UserWarning)
             comp = Composition(formula.strip())
             if comp.num_atoms <= 0:
-                return None, None, "empty formula"
+                return None, "empty formula"
             reduced = comp.reduced_formula
     except Exception as exc:  # pymatgen raises ValueError, KeyError, ... on malformed strings
-        return None, None, f"pymatgen cannot parse formula: {type(exc).__name__}: {exc}"
-    total = comp.num_atoms
-    items = sorted((el.symbol, amount / total) for el, amount in comp.items())
-    key = " ".join(f"{symbol}{fraction:.{KEY_DECIMALS}f}" for symbol, fraction in items)
-    return reduced, key, None
+        return None, f"pymatgen cannot parse formula: {type(exc).__name__}: {exc}"
+    return reduced, None
 
 
 def _parse_formulas(formulas: pd.Series) -> pd.DataFrame:
     """Parse each distinct formula string once; return ``reduced_formula``, ``composition_key``, ``error``."""
-    parsed = {formula: _parse_one(formula) for formula in formulas.unique()}
+    from sse_screen.features.canonical import canonical_keys
+
+    unique = formulas.unique()
+    keys = canonical_keys([str(f).strip() for f in unique])
+    parsed = {
+        formula: (reduced, key if reduced is not None else None, error)
+        for formula, key, (reduced, error) in zip(unique, keys, map(_parse_one, unique), strict=True)
+    }
     columns = list(zip(*(parsed[f] for f in formulas), strict=True)) or [(), (), ()]
     names = ("reduced_formula", "composition_key", "error")
     return pd.DataFrame(
@@ -328,14 +333,15 @@ def load_obelix(split: ObelixSplit) -> pd.DataFrame:
     return _warn_unparsed(_obelix_table(directory, split), f"obelix/{split}.csv")
 
 
-def find_duplicates(table: pd.DataFrame, key: str = "reduced_formula", *, target: str | None = None) -> pd.DataFrame:
+def find_duplicates(table: pd.DataFrame, key: str = "composition_key", *, target: str | None = None) -> pd.DataFrame:
     """List the compositions that occur in more than one row.
 
     Rows whose key is missing (unparseable formulas) are not compared and do not appear.
 
     Args:
         table: A table from one of the loaders.
-        key: Column that identifies a composition (``"reduced_formula"`` or the stricter ``"composition_key"``).
+        key: Column that identifies a composition: the canonical ``"composition_key"`` (default), or pymatgen's
+            ``"reduced_formula"`` (does not merge non-integer formulas written at different scales).
         target: Column whose values to list; defaults to the loader's target (``table.attrs["target"]``).
 
     Returns:
@@ -365,7 +371,7 @@ def find_duplicates(table: pd.DataFrame, key: str = "reduced_formula", *, target
 
 
 def aggregate_by_composition(
-    table: pd.DataFrame, target: str, *, how: Aggregation = "min", key: str = "reduced_formula"
+    table: pd.DataFrame, target: str, *, how: Aggregation = "min", key: str = "composition_key"
 ) -> pd.DataFrame:
     """Collapse polymorphs to one row per composition.
 
@@ -378,7 +384,7 @@ def aggregate_by_composition(
         table: A loader's table (e.g. from :func:`load_mp_e_form`, :func:`load_mp_gap`).
         target: The value column to aggregate (e.g. ``"e_form_ev_per_atom"``, eV/atom).
         how: ``"min"`` or ``"median"``.
-        key: The composition column.
+        key: The composition column (default the canonical key, :mod:`features.canonical`).
 
     Returns:
         The table's columns, one row per distinct ``key`` (in order of first appearance), plus ``n_rows`` (the

@@ -35,6 +35,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.model_selection import GroupKFold
 from sklearn.utils.validation import check_is_fitted
 
+from sse_screen.features.canonical import canonical_keys
 from sse_screen.features.formula import as_formula_list
 from sse_screen.features.structure import LATTICE_COLUMNS, StructureError, StructureFeaturizer, read_cif
 from sse_screen.models.boosting import OutOfFold, base_seed, fit_final_scale, margin, out_of_fold, tree_params
@@ -231,7 +232,8 @@ class ConductivityModel(RegressorMixin, BaseEstimator):
         if bad:
             raise ValueError(f"{len(bad)} training rows cannot be featurized, e.g. row {bad[0][0]}: {bad[0][1]}")
         if groups is None:
-            groups = X["composition_key"] if isinstance(X, pd.DataFrame) and "composition_key" in X else formulas
+            groups = X["composition_key"] if isinstance(X, pd.DataFrame) and "composition_key" in X else None
+            groups = canonical_keys(formulas) if groups is None else groups  # canonical: scale-free CV groups
         groups = pd.factorize(pd.Series(list(groups), dtype=object))[0]
         seed = base_seed(self.random_state)
         folds = list(GroupKFold(self.n_folds, shuffle=True, random_state=seed).split(comp, groups=groups))
@@ -273,7 +275,7 @@ class ConductivityModel(RegressorMixin, BaseEstimator):
             y_upper: Interval upper bounds; default ``y``.
             structures: Per-row pymatgen Structures / CIF paths / None (default: ``X["cif_path"]``). Training rows
                 whose structure cannot be featurized use the lattice features, if ``X`` has them.
-            groups: CV groups (default: ``X["composition_key"]``, else the formula string).
+            groups: CV groups (default: ``X["composition_key"]``, else the canonical key of each formula).
             progress: Optional callable ``progress(message)``.
 
         Returns:

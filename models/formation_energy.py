@@ -20,14 +20,15 @@ import numpy as np
 import xgboost as xgb
 from sklearn.model_selection import KFold
 
+from sse_screen.features.canonical import canonical_key
 from sse_screen.features.composition import CompositionFeaturizer
 from sse_screen.features.datasets import load_mp_e_form
+from sse_screen.features.formula import parse_formula
 
 
 def _key(formula: str) -> str:
-    from pymatgen.core import Composition
-
-    return Composition(formula).reduced_formula
+    """The canonical composition key (:mod:`features.canonical`): the identity used for exclusion and lookups."""
+    return canonical_key(parse_formula(formula))
 
 
 def fit_formation_energy(
@@ -57,7 +58,7 @@ def fit_formation_energy(
     """
     table = load_mp_e_form(aggregate="min")
     excluded = {_key(f) for f in exclude}
-    table = table[~table["reduced_formula"].isin(excluded)].reset_index(drop=True)
+    table = table[~table["composition_key"].isin(excluded)].reset_index(drop=True)
     featurizer = CompositionFeaturizer(preset=preset).fit()
     x = featurizer.transform(table["reduced_formula"].astype(str).tolist())
     y = table["e_form_ev_per_atom"].to_numpy(dtype=float)
@@ -68,7 +69,7 @@ def fit_formation_energy(
     say("formation-energy model: final fit")
     booster = xgb.XGBRegressor(**params, random_state=seed).fit(x, y).get_booster()
     booster.feature_names = list(featurizer.get_feature_names_out())
-    by_key = dict(zip(table["reduced_formula"].astype(str), oof, strict=True))
+    by_key = dict(zip(table["composition_key"].astype(str), oof, strict=True))
     keys = [_key(f) for f in formulas]
     prediction = np.array([by_key.get(k, np.nan) for k in keys], dtype=float)
     unknown = np.isnan(prediction)

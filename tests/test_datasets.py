@@ -52,7 +52,7 @@ def test_sodium_nitride_formula_is_not_read_as_missing():
     row = table[table["formula"] == "NaN"]
     assert len(row) == 1
     assert row["reduced_formula"].iloc[0] == "NaN"
-    assert row["composition_key"].iloc[0] == "N0.5000 Na0.5000"
+    assert row["composition_key"].iloc[0] == "N0.5Na0.5"  # the canonical key (features.canonical)
     assert table["formula"].notna().all() and table["reduced_formula"].notna().all()
     assert table["error"].isna().all()
 
@@ -62,6 +62,7 @@ def test_mp_e_hull_train_and_val_share_no_composition():
     for key in ("reduced_formula", "composition_key"):
         assert not set(train[key]) & set(val[key])
     assert find_duplicates(train).empty and find_duplicates(val).empty
+    assert find_duplicates(train, "reduced_formula").empty
     # On integer MP formulas the stricter key groups exactly as pymatgen's reduced formula does.
     assert train["composition_key"].nunique() == train["reduced_formula"].nunique() == len(train)
 
@@ -160,7 +161,7 @@ def test_duplicates_report_finds_obelix_repeats():
     table = load_obelix("all")
     # 85 rows repeat an identical formula string (PROVENANCE.md).
     assert table["formula"].duplicated().sum() == 85
-    dups = find_duplicates(table)
+    dups = find_duplicates(table, "reduced_formula")
     assert len(dups) == 61 and dups["n_rows"].sum() - len(dups) == 94
     assert list(dups.columns) == [
         "reduced_formula",
@@ -176,18 +177,20 @@ def test_duplicates_report_finds_obelix_repeats():
     assert dups["reduced_formula"].notna().all()
     assert (dups["n_rows"].diff().dropna() <= 0).all()
 
-    by_key = find_duplicates(table, "composition_key")
+    by_key = find_duplicates(table)  # default: the canonical composition key
+    assert by_key.columns[0] == "composition_key"
     assert len(by_key) == 66 and by_key["n_rows"].sum() - len(by_key) == 99
     assert {"Li3.4Ge0.4P0.6S4", "Li10.2Ge1.2P1.8S12"} in by_key["formulas"].map(set).tolist()
 
 
 def test_aggregate_by_composition_on_li_pool_polymorphs():
     pool = load_li_pool()
-    assert len(find_duplicates(pool)) == 2
+    assert len(find_duplicates(pool)) == len(find_duplicates(pool, "reduced_formula")) == 2
     lowest = aggregate_by_composition(pool, "e_hull_ev_per_atom", how="min")
     median = aggregate_by_composition(pool, "band_gap_ev", how="median")
     for agg in (lowest, median):
-        assert len(agg) == 4_008 and agg["reduced_formula"].is_unique and agg["n_rows"].sum() == 4_010
+        assert len(agg) == 4_008 and agg["reduced_formula"].is_unique and agg["composition_key"].is_unique
+        assert agg["n_rows"].sum() == 4_010
     grouped = pool.groupby("reduced_formula")
     assert lowest.set_index("reduced_formula")["e_hull_ev_per_atom"].equals(
         grouped["e_hull_ev_per_atom"].min().loc[lowest["reduced_formula"]]
@@ -199,7 +202,7 @@ def test_aggregate_by_composition_on_li_pool_polymorphs():
 
 
 def test_aggregate_refuses_rows_without_a_composition_and_unknown_how():
-    with pytest.raises(ValueError, match="no reduced_formula"):
+    with pytest.raises(ValueError, match="no composition_key"):
         aggregate_by_composition(load_obelix("all"), "log10_sigma_s_per_cm")
     with pytest.raises(ValueError, match="Unknown how='mean'"):
         aggregate_by_composition(load_li_pool(), "band_gap_ev", how="mean")
@@ -212,3 +215,17 @@ def test_mp_polymorph_sets_aggregate_to_one_row_per_composition():
     gap = load_mp_gap(aggregate="median")
     assert len(gap) == 78_164 and gap["n_rows"].sum() == 106_113
     assert (load_mp_gap()["error"].isna()).all()
+
+
+def test_composition_key_is_the_canonical_key_and_merges_scaled_formulas():
+    from sse_screen.features.canonical import canonical_keys
+
+    table = load_obelix("all")
+    ok = table["composition_key"].notna()
+    assert table.loc[ok, "composition_key"].tolist() == canonical_keys(table.loc[ok, "formula"].tolist()).tolist()
+    keys = table.set_index("formula")["composition_key"]
+    assert keys["Li3.4Ge0.4P0.6S4"] == keys["Li10.2Ge1.2P1.8S12"] == "Li0.404762P0.071429S0.47619Ge0.047619"
+    measured = table[ok & table["log10_sigma_s_per_cm"].notna()]
+    merged = aggregate_by_composition(measured, "log10_sigma_s_per_cm", how="median")
+    assert merged["composition_key"].is_unique
+    assert len({"Li3.4Ge0.4P0.6S4", "Li10.2Ge1.2P1.8S12"} & set(merged["formula"])) == 1
