@@ -24,10 +24,20 @@ from sklearn.utils.validation import check_is_fitted
 from sse_screen.features import presets
 from sse_screen.features.formula import FormulaError, as_formula_list, parse_batch
 
-__all__ = ["CompositionFeaturizer", "FormulaError"]
+__all__ = ["CompositionFeaturizer", "FormulaError", "featurized_rows"]
 
 ErrorMode = Literal["raise", "nan"]
 _CHUNK_ROWS = 50_000  # bounds peak memory (about k x 22 x 8 B per row) on million-row inputs
+_ROWS_FEATURIZED = [0]  # process-wide statistic, see featurized_rows()
+
+
+def featurized_rows() -> int:
+    """Rows featurized by every :class:`CompositionFeaturizer` of this process so far (a statistic).
+
+    Screening featurizes each distinct composition of a batch once; tests and benchmarks read the difference of
+    this count around a call to check it.
+    """
+    return _ROWS_FEATURIZED[0]
 
 
 class CompositionFeaturizer(TransformerMixin, BaseEstimator):
@@ -96,6 +106,7 @@ class CompositionFeaturizer(TransformerMixin, BaseEstimator):
     def _featurize_items(self, items: list[object]) -> tuple[np.ndarray, list[str | None]]:
         check_is_fitted(self, "feature_names_out_")
         self._check_params()
+        _ROWS_FEATURIZED[0] += len(items)
         blocks: list[np.ndarray] = []
         reasons: list[str | None] = []
         for start in range(0, max(len(items), 1), _CHUNK_ROWS):

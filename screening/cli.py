@@ -100,6 +100,11 @@ def _build_parser() -> argparse.ArgumentParser:
     rank.add_argument("--mode", choices=["mean", "optimistic", "pessimistic"], help="rank on means or interval bounds")
     rank.add_argument("--order-by", choices=["score", "pareto"], help="order by score (default) or Pareto front")
     rank.add_argument("--no-explain", action="store_true", help="skip the per-row prediction drivers")
+    rank.add_argument(
+        "--predict-rejected",
+        action="store_true",
+        help="also predict rows the composition checks reject (by default they are not sent through the models)",
+    )
     for task in ("stability", "band-gap", "conductivity"):
         rank.add_argument(f"--{task}-model", help=f"{task} model URI (default: env var, else the shipped model)")
     rank.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
@@ -199,6 +204,8 @@ def _rank_options(args: argparse.Namespace):
     config |= {k: v for k, v in flags.items() if v is not None}
     if args.no_explain:
         config["explain"] = False
+    if args.predict_rejected:
+        config["predict_rejected"] = True
     try:
         return RankOptions(weights=weights, **config)
     except TypeError as exc:

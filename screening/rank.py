@@ -1,4 +1,12 @@
-"""Rank candidates end to end: predict, check, score, Pareto-rank, explain: what the CLI and the web service call."""
+"""Rank candidates end to end: check, predict, score, Pareto-rank, explain: what the CLI and the web service call.
+
+A funnel, cheap checks first: the table is parsed once and the composition checks run before any model. Rows that
+are invalid (formula or CIF), lack the mobile ion, contain an excluded element, cannot be charge balanced or repeat
+the composition of an earlier row are not sent through the models (``RankOptions.predict_rejected`` sends the
+rejected ones anyway); their ``reason`` says why and their prediction columns stay empty, except that a duplicate
+gets a copy of its original's predictions. The other rows are predicted once per distinct composition from one
+shared feature table (:mod:`screening.predict`), which the explanations read too.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +17,16 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from sse_screen.screening.checks import DEFAULT_EXCLUSIONS, CheckConfig
+from sse_screen.screening.checks import DEFAULT_EXCLUSIONS, CheckConfig, run_checks
 from sse_screen.screening.mobile_ion import blank_conductivity
-from sse_screen.screening.predict import predict_table
+from sse_screen.screening.predict import (
+    Candidates,
+    call_with_features,
+    featurize,
+    join_predictions,
+    parse_candidates,
+    predict_candidates,
+)
 from sse_screen.screening.ranking import rank_table
 
 STATUS_ORDER = {"ranked": 0, "rejected": 1, "invalid": 2}
@@ -33,6 +48,8 @@ class RankOptions:
         mode: ``"mean"``; ``"optimistic"``/``"pessimistic"`` rank on interval bounds (what to test next).
         order_by: ``"score"`` or ``"pareto"``.
         explain: Add the features that drove each ranked row's stability and conductivity predictions.
+        predict_rejected: Also predict rows the composition checks reject (no mobile ion, excluded element, not
+            charge balanced); by default they are not sent through the models and their predictions stay empty.
     """
 
     mobile_ion: str = "Li"
@@ -44,6 +61,7 @@ class RankOptions:
     mode: Literal["mean", "optimistic", "pessimistic"] = "mean"
     order_by: Literal["score", "pareto"] = "score"
     explain: bool = True
+    predict_rejected: bool = False
 
     def check_config(self) -> CheckConfig:
         return CheckConfig(
@@ -62,7 +80,7 @@ def rank_candidates(
     options: RankOptions | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> pd.DataFrame:
-    """Predict, check, score and order a candidate table.
+    """Check, predict, score and order a candidate table (the funnel of the module docstring).
 
     Args:
         table: Candidates: a ``formula`` column (and optionally ``cif_path``); other columns are carried through.
@@ -75,10 +93,26 @@ def rank_candidates(
         within each). Columns: ``input_row`` (0-based position in the input), the input columns, every prediction
         column of ``sse-screen predict``, ``cost_usd_per_kg``, ``status`` (ranked/rejected/invalid), ``reason``,
         ``warnings``, ``duplicate_of``, ``score``, ``pareto_rank``, ``rank`` and, with ``explain``,
-        ``stability_drivers`` / ``conductivity_drivers``.
+        ``stability_drivers`` / ``conductivity_drivers``. Prediction columns are empty for rows not sent to the
+        models (invalid and, unless ``predict_rejected``, rejected rows); duplicates carry their original's.
     """
     options = options or RankOptions()
-    predicted = predict_table(table.reset_index(drop=True), models, on_progress=on_progress)
+    table = table.reset_index(drop=True)
+    candidates = parse_candidates(table)
+    checks = run_checks(candidates.formulas, config=options.check_config())
+    n = len(table)
+    comp = checks["composition_id"].to_numpy()
+    first = pd.Series(np.arange(n)).groupby(comp).transform("min").to_numpy() if n else np.zeros(0, dtype=int)
+    duplicate = (comp >= 0) & (first != np.arange(n))
+    passed = (checks["status"] == "ok").to_numpy() | options.predict_rejected
+    send = passed & ~duplicate
+    predictions, features = predict_candidates(candidates, models, send=send, on_progress=on_progress)
+    copy = np.flatnonzero(duplicate & (candidates.errors == ""))
+    for column in predictions.columns.drop("error") if len(copy) else ():
+        values = predictions[column].to_numpy(copy=True)  # a duplicate shows its original's predictions, copied
+        values[copy] = values[first[copy]]
+        predictions[column] = values
+    predicted = join_predictions(table, candidates, predictions)
     ranked = rank_table(
         predicted,
         weights=dict(options.weights),
@@ -96,18 +130,29 @@ def rank_candidates(
     )
     ranked = ranked.iloc[order].reset_index(drop=True)
     if options.explain:
-        ranked = _add_drivers(ranked, models)
+        ranked = _add_drivers(ranked, models, candidates, features)
     ranked = blank_conductivity(ranked, options.mobile_ion)  # api helper: no Li-trained σ or drivers for other ions
     return ranked
 
 
-def _add_drivers(ranked: pd.DataFrame, models: Mapping[str, Any]) -> pd.DataFrame:
+def _add_drivers(
+    ranked: pd.DataFrame, models: Mapping[str, Any], candidates: Candidates, features: pd.DataFrame | None
+) -> pd.DataFrame:
+    """Explain the first :data:`MAX_EXPLAINED_ROWS` ranked rows from the batch's feature table."""
     rows = np.flatnonzero((ranked["status"] == "ranked").to_numpy())[:MAX_EXPLAINED_ROWS]
-    formulas = ranked["formula"].iloc[rows].astype(str).tolist()
+    inputs = ranked["input_row"].to_numpy()[rows]
+    codes = candidates.codes[inputs]
+    formulas = [candidates.distinct[c] for c in codes]
+    if len(rows) and (features is None or not np.isin(codes, features.index).all()):
+        features = featurize(formulas).set_axis(codes)  # too many compositions to keep: these few again
+    table = features.loc[codes].reset_index(drop=True) if len(rows) and features is not None else None
+    structures = candidates.structures
+    kwargs = {"structures": [structures[i] for i in inputs]} if structures is not None else {}
     for task, column in (("stability", "stability_drivers"), ("conductivity", "conductivity_drivers")):
         model = models.get(task)
         ranked[column] = ""
         if model is None or not hasattr(model, "explain") or not len(rows):
             continue
-        ranked.loc[rows, column] = model.explain(formulas)
+        extra = kwargs if task == "conductivity" else {}
+        ranked.loc[rows, column] = call_with_features(model.explain, formulas, table, **extra)
     return ranked
