@@ -231,9 +231,7 @@ class ConductivityModel(RegressorMixin, BaseEstimator):
         bad = [(i, e) for i, e in enumerate(errors) if e]
         if bad:
             raise ValueError(f"{len(bad)} training rows cannot be featurized, e.g. row {bad[0][0]}: {bad[0][1]}")
-        if groups is None:
-            groups = X["composition_key"] if isinstance(X, pd.DataFrame) and "composition_key" in X else None
-            groups = canonical_keys(formulas) if groups is None else groups  # canonical: scale-free CV groups
+        groups = canonical_keys(formulas) if groups is None else groups  # one group per canonical composition
         groups = pd.factorize(pd.Series(list(groups), dtype=object))[0]
         seed = base_seed(self.random_state)
         folds = list(GroupKFold(self.n_folds, shuffle=True, random_state=seed).split(comp, groups=groups))
@@ -268,14 +266,14 @@ class ConductivityModel(RegressorMixin, BaseEstimator):
         """Fit the composition (and structure) models, their interval models and the applicability domain.
 
         Args:
-            X: Formulas, or a table with ``formula`` and optionally ``composition_key`` (CV groups), the
+            X: Formulas, or a table with ``formula`` (its canonical composition key makes the CV groups), the
                 lattice columns of :data:`features.structure.LATTICE_COLUMNS` and ``cif_path`` (an OBELiX table).
             y: log10 conductivity (log10 S/cm); may be NaN where ``y_lower``/``y_upper`` give the interval.
             y_lower: Interval lower bounds (``-inf`` for left-censored rows); default ``y``.
             y_upper: Interval upper bounds; default ``y``.
             structures: Per-row pymatgen Structures / CIF paths / None (default: ``X["cif_path"]``). Training rows
                 whose structure cannot be featurized use the lattice features, if ``X`` has them.
-            groups: CV groups (default: ``X["composition_key"]``, else the canonical key of each formula).
+            groups: CV groups (default: the canonical composition key of each formula, :mod:`features.canonical`).
             progress: Optional callable ``progress(message)``.
 
         Returns:
