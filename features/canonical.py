@@ -10,13 +10,14 @@ sets, cross-validation groups, leave-self-out in the reference hull and "is this
 key and nothing else.
 
 The **canonical formula** of a composition is what the models are asked about, so that every prediction is a function
-of the key and not of how the formula was written: the smallest integer formula with the same key and at most
-:data:`MAX_FORMULA_ATOMS` atoms (``Li5Ge0.5PS6`` and ``Li20Ge2P4S24`` -> ``Li10GeP2S12``; elements in Pauling
-electronegativity order, like pymatgen's reduced formula), else the key itself, whose amounts are atomic fractions,
-so that one of its formula units is one atom (``Li5.74La3Zr1.5Ta0.5O12``, 1,112 atoms as an integer formula, ->
-``Li0.252419O0.527704Zr0.065963La0.131926Ta0.021988``).
-Quantities "per formula unit" (the charge-balance residual) are per canonical formula unit: per formula unit of the
-integer formula, or per atom.
+of the key and not of how the formula was written: its smallest integer formula (``Li5Ge0.5PS6`` and
+``Li20Ge2P4S24`` -> ``Li10GeP2S12``; elements in Pauling electronegativity order, like pymatgen's reduced formula),
+found as the amounts divided by the smallest one times the smallest multiplier up to :data:`MAX_FORMULA_MULTIPLIER`
+whose integer formula has the same key (the search of the ``Li per formula unit`` feature, so that feature is the
+same for a formula and its canonical formula); else the key itself, whose amounts are atomic fractions. Quantities
+"per formula unit" in messages (the charge-balance residual) are per formula unit of the canonical formula when it
+has at most :data:`READABLE_FORMULA_ATOMS` atoms, else per atom (``Li5.74La3Zr1.5Ta0.5O12`` is
+``Li287La150Zr75Ta25O600``: its residual is given per atom).
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ from sse_screen.features.formula import ParsedBatch, parse_batch
 
 __all__ = [
     "COMPOSITION_DECIMALS",
-    "MAX_FORMULA_ATOMS",
+    "MAX_FORMULA_MULTIPLIER",
+    "READABLE_FORMULA_ATOMS",
     "CanonicalBatch",
     "canonical_compositions",
     "canonical_key",
@@ -41,8 +43,10 @@ __all__ = [
 
 #: Atomic fractions are rounded to this many decimals before two compositions are compared.
 COMPOSITION_DECIMALS = 6
-#: Largest integer formula (atoms per formula unit) taken as a canonical formula; larger ones are written per atom.
-MAX_FORMULA_ATOMS = 100
+#: Largest multiplier of the amounts over the smallest amount tried to find an integer formula.
+MAX_FORMULA_MULTIPLIER = 200
+#: Largest integer formula (atoms) named in messages; residuals of larger ones are given per atom.
+READABLE_FORMULA_ATOMS = 100
 
 
 def _key(symbols: Iterable[str], fractions: Iterable[float]) -> str:
@@ -81,12 +85,18 @@ class CanonicalBatch:
     Attributes:
         keys: ``(n,)`` object array of canonical keys; None for rows that did not parse.
         formulas: ``(n,)`` object array of canonical formulas (smallest integer formula, else the key); None likewise.
-        integer: ``(n,)`` bool, the canonical formula is an integer formula (False: it is the key, written per atom).
+        atoms: ``(n,)`` int, atoms per formula unit of the canonical formula when it is an integer formula, else 0
+            (it is the key, written per atom).
     """
 
     keys: np.ndarray
     formulas: np.ndarray
-    integer: np.ndarray
+    atoms: np.ndarray
+
+    @property
+    def integer(self) -> np.ndarray:
+        """``(n,)`` bool, the canonical formula is an integer formula."""
+        return self.atoms > 0
 
 
 def canonical_keys(formulas: Iterable[object] | ParsedBatch) -> np.ndarray:
@@ -108,15 +118,15 @@ def canonical_compositions(formulas: Iterable[object] | ParsedBatch) -> Canonica
         formulas: A :class:`ParsedBatch`, or formulas (strings and/or pymatgen Compositions) to parse.
 
     Returns:
-        The keys, canonical formulas and integer flags of every row (None / False for rows that did not parse).
+        The keys, canonical formulas and formula-unit sizes of every row (None / 0 for rows that did not parse).
     """
     batch = formulas if isinstance(formulas, ParsedBatch) else parse_batch(formulas)
     n = len(batch.errors)
     keys = np.full(n, None, dtype=object)
     out_formulas = np.full(n, None, dtype=object)
-    integer = np.zeros(n, dtype=bool)
+    atoms = np.zeros(n, dtype=np.int64)
     if n == 0:
-        return CanonicalBatch(keys=keys, formulas=out_formulas, integer=integer)
+        return CanonicalBatch(keys=keys, formulas=out_formulas, atoms=atoms)
     fractions = np.round(batch.fractions(), COMPOSITION_DECIMALS)
     index = np.where(batch.mask, batch.index, -1)
     ok = batch.ok
@@ -135,39 +145,41 @@ def canonical_compositions(formulas: Iterable[object] | ParsedBatch) -> Canonica
         u_formulas.append(_format(sorted(elements, key=lambda e: rank[e[0]]), 2) if cnt[0] > 0 else key)
     keys[:] = np.asarray(u_keys, dtype=object)[inverse]
     out_formulas[:] = np.asarray(u_formulas, dtype=object)[inverse]
-    integer[:] = (counts[:, 0] > 0)[inverse]
-    keys[~ok], out_formulas[~ok], integer[~ok] = None, None, False
-    return CanonicalBatch(keys=keys, formulas=out_formulas, integer=integer)
+    atoms[:] = counts.sum(axis=1)[inverse]
+    keys[~ok], out_formulas[~ok], atoms[~ok] = None, None, 0
+    return CanonicalBatch(keys=keys, formulas=out_formulas, atoms=atoms)
 
 
 def _integer_counts(fractions: np.ndarray, mask: np.ndarray, *, block: int = 4096) -> np.ndarray:
-    """Smallest integer amounts (<= MAX_FORMULA_ATOMS atoms) with the same rounded fractions; zero rows where none.
+    """Smallest integer amounts with the same rounded fractions (module docstring); zero rows where none.
 
-    A cheap necessary test (every ``fraction * atoms`` within the rounding error of an integer >= 1) over all sizes
-    at once, then the exact test (the integer formula's rounded fractions equal the row's) on the smallest candidate
-    size, and on the next one where that fails.
+    The ratios to the smallest fraction times each multiplier ``m`` are tested cheaply at once (within their
+    rounding error of integers), then exactly (the integer formula's rounded fractions equal the row's) at the
+    smallest candidate ``m``, and at the next one where that fails.
     """
     out = np.zeros(fractions.shape, dtype=np.int64)
-    sizes = np.arange(1, MAX_FORMULA_ATOMS + 1, dtype=np.float64)
-    slack = sizes * (0.5 * 10.0**-COMPOSITION_DECIMALS) + 1e-9
+    multipliers = np.arange(1, MAX_FORMULA_MULTIPLIER + 1, dtype=np.float64)
+    half = 0.5 * 10.0**-COMPOSITION_DECIMALS
     rows = np.flatnonzero(mask.any(axis=1))
     for start in range(0, len(rows), block):
         r = rows[start : start + block]
         f, m = fractions[r], mask[r]
-        candidate = np.ones((len(r), len(sizes)), dtype=bool)
+        smallest = np.where(m, f, np.inf).min(axis=1, keepdims=True)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = np.where(m, f / smallest, 0.0)
+            slack = np.where(m, ratio * (half / np.where(m, f, 1.0) + half / smallest), 0.0)
+        candidate = np.ones((len(r), len(multipliers)), dtype=bool)
         for j in range(f.shape[1]):
-            x = f[:, j, None] * sizes
-            near = np.rint(x)
-            candidate &= ~m[:, j, None] | ((np.abs(x - near) <= slack) & (near >= 1))
+            x = ratio[:, j, None] * multipliers
+            candidate &= ~m[:, j, None] | (np.abs(x - np.rint(x)) <= slack[:, j, None] * multipliers + 1e-9)
         live = np.flatnonzero(candidate.any(axis=1))
         while len(live):
             first = candidate[live].argmax(axis=1)
-            atoms = sizes[first][:, None]
-            counts = np.rint(f[live] * atoms)
-            total = counts.sum(axis=1, keepdims=True)
+            counts = np.where(m[live], np.rint(ratio[live] * multipliers[first][:, None]), 0.0)
+            counts //= np.gcd.reduce(counts.astype(np.int64), axis=1)[:, None]
             with np.errstate(invalid="ignore", divide="ignore"):
-                same = np.round(counts / total, COMPOSITION_DECIMALS) == f[live]
-            hit = (total == atoms)[:, 0] & np.all(same | ~m[live], axis=1)
+                same = np.round(counts / counts.sum(axis=1, keepdims=True), COMPOSITION_DECIMALS) == f[live]
+            hit = np.all(same | ~m[live], axis=1) & np.all((counts >= 1) | ~m[live], axis=1)
             out[r[live[hit]]] = counts[hit].astype(np.int64)
             candidate[live[~hit], first[~hit]] = False
             live = live[~hit]

@@ -252,7 +252,7 @@ def _assignment(
     return cations, anions, "; ".join(states)
 
 
-def _charge_reason(batch: ParsedBatch, cb: ChargeBalance, i: int, unit: str) -> str:
+def _charge_reason(batch: ParsedBatch, cb: ChargeBalance, i: int, unit: tuple[str, float]) -> str:
     st = _states("low")
     syms = [ELEMENT_SYMBOLS[c] for c in batch.index[i, batch.mask[i]]]
     missing = [s for s in syms if s not in st.lists]
@@ -266,7 +266,7 @@ def _charge_reason(batch: ParsedBatch, cb: ChargeBalance, i: int, unit: str) -> 
     signed = _signed_residual(batch, cb, i, st)
     return (
         "cannot be charge balanced with any oxidation state seen in the ICSD, even mixing states on a site: the best "
-        f"assignment ({states}) leaves {signed:+.3g} e per {unit}"
+        f"assignment ({states}) leaves {signed / unit[1]:+.3g} e per {unit[0]}"
     )
 
 
@@ -277,19 +277,19 @@ def _signed_residual(batch: ParsedBatch, cb: ChargeBalance, i: int, st: _States)
 
 
 def charge_balance_verdicts(
-    batch: ParsedBatch, *, charge_tolerance: float = 0.01, units: Sequence[str] | None = None
+    batch: ParsedBatch, *, charge_tolerance: float = 0.01, units: Sequence[tuple[str, float]] | None = None
 ) -> tuple[np.ndarray, dict[int, str], np.ndarray]:
     """Charge neutrality (rejection) and the electronegativity order and common states (soft flags).
 
     Residuals are in e per formula unit of ``batch`` as parsed. Give it the canonical formulas
     (:mod:`features.canonical`) so that they do not depend on how a formula was written, and ``units`` to name each
-    row's formula unit in the text (``"LiO3 formula unit"``; ``"atom"`` for a formula whose amounts are atomic
-    fractions); default ``"formula unit"``.
+    row's unit in the text and the number of formula units of ``batch`` in it: ``("LiO3 formula unit", 1)``, or
+    ``("atom", 1112)`` to give the residual of ``Li287La150Zr75Ta25O600`` per atom; default ``("formula unit", 1)``.
 
     Args:
         batch: Parsed compositions.
         charge_tolerance: Allowed residual charge, e per atom.
-        units: Per row, what the residual is counted per.
+        units: Per row, what the residual is counted per: (name, atoms of ``batch``'s formula unit in one).
 
     Returns:
         ``passed`` (n,) bool (rows that did not parse pass: they are invalid already), the rejection reason of each
@@ -297,7 +297,7 @@ def charge_balance_verdicts(
         unusual (against the Pauling order, or uncommon states only).
     """
     cb = charge_balance(batch, charge_tolerance=charge_tolerance)
-    units = list(units) if units is not None else ["formula unit"] * len(batch.errors)
+    units = list(units) if units is not None else [("formula unit", 1.0)] * len(batch.errors)
     passed = cb.balanced | ~batch.ok
     reasons = {int(i): _charge_reason(batch, cb, int(i), units[i]) for i in np.flatnonzero(~passed)}
     flags = np.full(len(passed), "", dtype=object)
@@ -318,7 +318,8 @@ def charge_balance_verdicts(
             )
             if np.isfinite(usual.residual_e[j]):
                 _, _, states = _assignment(sub, usual, int(j), USUAL_COMMONALITY)
-                text += f"; best: {states}): {_signed_residual(sub, usual, int(j), st):+.3g} e per {units[rows[j]]}"
+                name, size = units[rows[j]]
+                text += f"; best: {states}): {_signed_residual(sub, usual, int(j), st) / size:+.3g} e per {name}"
             else:
                 text += ")"
             flags[rows[j]] = text

@@ -23,7 +23,7 @@ in :mod:`screening.charge_balance`.
 Every check sees the canonical composition (:mod:`features.canonical`), not the formula as written, so its verdict
 and reason do not depend on the scale of the formula: ``Li2O6`` and ``LiO3`` are both rejected with a residual
 "per LiO3 formula unit"; compositions without an integer formula of at most
-:data:`features.canonical.MAX_FORMULA_ATOMS` atoms get residuals "per atom". Rows are the same composition (same
+:data:`features.canonical.READABLE_FORMULA_ATOMS` atoms get residuals "per atom". Rows are the same composition (same
 ``composition_id``) exactly when their canonical keys are equal.
 """
 
@@ -36,7 +36,7 @@ from typing import Final, Literal
 import numpy as np
 import pandas as pd
 
-from sse_screen.features.canonical import CanonicalBatch, canonical_compositions
+from sse_screen.features.canonical import READABLE_FORMULA_ATOMS, CanonicalBatch, canonical_compositions
 from sse_screen.features.elements import ELEMENT_SYMBOLS, N_ELEMENTS, SYMBOL_INDEX, pymatgen_column
 from sse_screen.features.formula import ParsedBatch, parse_batch
 from sse_screen.screening.charge_balance import charge_balance_verdicts
@@ -142,7 +142,7 @@ def check_exclusions(batch: ParsedBatch, *, exclusions: Mapping[str, str] = DEFA
 
 
 def check_charge_balance(
-    batch: ParsedBatch, *, charge_tolerance: float = 0.01, units: list[str] | None = None
+    batch: ParsedBatch, *, charge_tolerance: float = 0.01, units: list[tuple[str, float]] | None = None
 ) -> tuple[CheckResult, np.ndarray]:
     """Charge neutrality (rejection) and the electronegativity order and common states (soft flags).
 
@@ -287,7 +287,11 @@ def run_checks(formulas: Iterable[object], *, config: CheckConfig | None = None)
         check_mobile_ion(batch, ion=config.mobile_ion),
         check_exclusions(batch, exclusions=config.exclusions),
     ]
-    units = [f"{f} formula unit" if whole else "atom" for f, whole in zip(canon.formulas, canon.integer, strict=True)]
+    readable = (canon.atoms > 0) & (canon.atoms <= READABLE_FORMULA_ATOMS)
+    units = [
+        (f"{f} formula unit", 1.0) if named else ("atom", float(n) if n else 1.0)
+        for f, n, named in zip(canon.formulas, canon.atoms, readable, strict=True)
+    ]
     charge, flags = check_charge_balance(batch, charge_tolerance=config.charge_tolerance, units=units)
     checks.append(charge)
     reason = parse.reason.copy()
