@@ -38,7 +38,7 @@ import pandas as pd
 
 from sse_screen.features.canonical import READABLE_FORMULA_ATOMS, CanonicalBatch, canonical_compositions
 from sse_screen.features.elements import ELEMENT_SYMBOLS, N_ELEMENTS, SYMBOL_INDEX, pymatgen_column
-from sse_screen.features.formula import ParsedBatch, parse_batch
+from sse_screen.features.formula import ParsedBatch, formula_hint, parse_batch
 from sse_screen.screening.charge_balance import charge_balance_verdicts
 
 __all__ = [
@@ -272,7 +272,8 @@ def run_checks(formulas: Iterable[object], *, config: CheckConfig | None = None)
 
     Returns:
         One row per input row (RangeIndex): ``status`` (``ok``, ``rejected`` or ``invalid``), ``reason`` (every
-        failing check, ``"; "``-joined; "" when ok), ``warnings`` (soft flags that do not reject; "" if none),
+        failing check, ``"; "``-joined; "" when ok), ``warnings`` (soft flags that do not reject, and the typo hint
+        of :func:`features.formula.formula_hint` for a formula that parses, e.g. ``Li7La3Zr2012``; "" if none),
         ``composition_id`` (int, equal exactly for rows with the same canonical key,
         :func:`features.canonical.canonical_key`; -1 for invalid rows), ``composition_key`` (the key, None for
         invalid rows) and ``cost_usd_per_kg`` (USD/kg, :func:`cost_usd_per_kg`).
@@ -300,6 +301,10 @@ def run_checks(formulas: Iterable[object], *, config: CheckConfig | None = None)
             reason[i] = f"{reason[i]}; {check.reason[i]}" if reason[i] else check.reason[i]
     ok = np.logical_and.reduce([c.passed for c in checks])
     status = np.where(~parse.passed, "invalid", np.where(ok, "ok", "rejected")).astype(object)
+    for i in np.flatnonzero(parse.passed):  # a formula that parses may still hold a likely typo (Zr2012)
+        hint = formula_hint(uniques[i])
+        if hint:
+            flags[i] = f"{flags[i]}; {hint}" if flags[i] else hint
     ids, _ = pd.factorize(pd.Series(canon.keys, dtype=object), use_na_sentinel=True)
     return pd.DataFrame(
         {

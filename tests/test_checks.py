@@ -269,3 +269,11 @@ def test_composition_ids_are_the_canonical_keys() -> None:
     out = run_checks(formulas)
     assert out["composition_key"].tolist() == canonical_keys(formulas).tolist()
     assert out["composition_id"].tolist() == [0, 0, 0, 1, -1]
+
+
+def test_a_formula_that_parses_but_looks_mistyped_gets_a_warning() -> None:
+    out = run_checks(["Li7La3Zr2012", "Li7La3Zr2O12", "li3ps4"])
+    assert out["status"][0] != "invalid"  # Zr2012 is a valid formula: warned, not rejected for the typo
+    assert "did you mean O12? a digit 0 follows Zr" in out["warnings"][0]
+    assert out["warnings"][1] == ""
+    assert out["status"][2] == "invalid" and out["warnings"][2] == ""  # the hint ends the parse error instead
