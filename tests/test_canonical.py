@@ -45,3 +45,20 @@ def test_canonical_formulas_parse_back_to_their_key() -> None:
     for key, other in zip(canon.keys[~whole], again.keys, strict=True):
         a, b = parse_formula(key), parse_formula(other)
         assert a.keys() == b.keys() and max(abs(a[e] - b[e]) for e in a) <= 1.5e-6
+
+
+def test_conductivity_cv_groups_merge_a_composition_written_at_two_scales() -> None:
+    """Random targets per composition, each written twice (as is, and x2 in parentheses): grouping by the canonical
+    key keeps both in one fold, so cross-validation cannot look better than guessing."""
+    from sse_screen.features.datasets import load_obelix
+    from sse_screen.models.conductivity import ConductivityModel
+
+    table = load_obelix("all").dropna(subset=["composition_key"]).drop_duplicates("composition_key")
+    formulas = table["formula"].head(90).tolist()
+    y = np.random.default_rng(0).uniform(-10, -2, len(formulas))
+    X, target = formulas + [f"({f})2" for f in formulas], np.concatenate([y, y])
+    small = {"n_estimators": 40, "n_folds": 3, "learning_rate": 0.15, "n_jobs": 1, "use_structure": False}
+    grouped = ConductivityModel(**small).cross_validate(X, target)[0]["composition"]
+    by_string = ConductivityModel(**small).cross_validate(X, target, groups=X)[0]["composition"]
+    assert grouped["mae"] > 1.4  # ~ the spread of the random targets
+    assert by_string["mae"] < 0.7 * grouped["mae"]  # what grouping by the written formula allowed
