@@ -138,3 +138,13 @@ def test_rank_featurizes_each_distinct_composition_once(models: dict) -> None:
     before = featurized_rows()
     predict_table(table, models)
     assert featurized_rows() - before == 10
+
+
+def test_nothing_to_predict_and_empty_tables(models: dict) -> None:
+    out = rank_candidates(pd.DataFrame({"formula": ["NaCl", "Xx2O", "NaCl"]}), models)
+    assert out["status"].tolist() == ["rejected", "rejected", "invalid"]
+    assert out[PREDICTED].isna().all().all()
+    assert out["reason"].tolist()[1].startswith("duplicate of row 0 (same composition)")
+    empty = rank_candidates(pd.DataFrame({"formula": pd.Series([], dtype=object)}), models)
+    assert len(empty) == 0 and set(PREDICTED) <= set(empty.columns)
+    assert len(predict_table(pd.DataFrame({"formula": pd.Series([], dtype=object)}), models)) == 0
