@@ -56,7 +56,7 @@ def test_rejected_and_invalid_rows_are_not_predicted_and_say_why(models: dict) -
 def test_scaled_formulas_are_one_composition_and_duplicates_copy_the_original(models: dict) -> None:
     out = _by_input(rank_candidates(pd.DataFrame({"formula": FORMULAS}), models))
     for row in (1, 7):
-        assert out.loc[row, "reason"] == "duplicate of row 0 (same composition)"
+        assert out.loc[row, "reason"] == "duplicate of row 1 (same composition)"
         assert out.loc[row, "duplicate_of"] == 0
         pd.testing.assert_series_equal(out.loc[row, PREDICTED], out.loc[0, PREDICTED], check_names=False)
 
@@ -144,7 +144,7 @@ def test_nothing_to_predict_and_empty_tables(models: dict) -> None:
     out = rank_candidates(pd.DataFrame({"formula": ["NaCl", "Xx2O", "NaCl"]}), models)
     assert out["status"].tolist() == ["rejected", "rejected", "invalid"]
     assert out[PREDICTED].isna().all().all()
-    assert out["reason"].tolist()[1].startswith("duplicate of row 0 (same composition)")
+    assert out["reason"].tolist()[1].startswith("duplicate of row 1 (same composition)")
     empty = rank_candidates(pd.DataFrame({"formula": pd.Series([], dtype=object)}), models)
     assert len(empty) == 0 and set(PREDICTED) <= set(empty.columns)
     assert len(predict_table(pd.DataFrame({"formula": pd.Series([], dtype=object)}), models)) == 0
