@@ -11,8 +11,11 @@ A URI is either a local bundle directory or an MLflow URI (``models:/sse-screen-
 raises instead of silently falling back to the shipped default: serving a different model than the one asked for
 would be a wrong answer that looks right. MLflow is imported lazily, only for MLflow URIs.
 
-MLflow URIs are resolved against :func:`tracking_uri`: ``MLFLOW_TRACKING_URI`` when set, else the local store
-documented there (shared with ``experiments.tracking``).
+MLflow URIs are resolved *and downloaded* against :func:`mlflow_uris` (``MLFLOW_TRACKING_URI`` when set, else the
+local store documented at :func:`tracking_uri`; the registry is ``MLFLOW_REGISTRY_URI`` when set, else the tracking
+store), the one resolution shared with ``experiments.tracking``. MLflow's own globals are never consulted: its
+``models:/`` download looks the version up in MLflow's *default* store (a stray ``./mlflow.db``), so the version is
+resolved here and its artifact location downloaded directly.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import re
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sse_screen.models.persistence import (
     METADATA_FILE,
@@ -33,6 +37,9 @@ from sse_screen.models.persistence import (
     shipped_model_dir,
 )
 
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
+
 HOME_ENV = "SSE_SCREEN_HOME"
 MLFLOW_SCHEMES = ("models:/", "runs:/", "mlflow-artifacts:/")
 #: Bounded MLflow client retries (env var -> value), applied unless the user set them.
@@ -42,6 +49,8 @@ CLIENT_ENV_DEFAULTS = {
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
 }
 _MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))/?$")
+_LOGGED_MODEL_URI = re.compile(r"^models:/(?P<model_id>m-[0-9a-f]+)/?$")
+_RUNS_URI = re.compile(r"^runs:/(?P<run_id>[^/]+)/(?P<path>.+?)/?$")
 
 
 class ModelNotFoundError(RuntimeError):
@@ -68,6 +77,25 @@ def tracking_uri() -> str:
     if uri := os.environ.get("MLFLOW_TRACKING_URI"):
         return uri
     return f"sqlite:///{(sse_screen_home() / 'mlflow.db').resolve()}"
+
+
+def registry_uri(tracking: str | None = None) -> str:
+    """Return the MLflow model-registry URI: ``MLFLOW_REGISTRY_URI`` when set, else the tracking URI.
+
+    Args:
+        tracking: The tracking URI in use; defaults to :func:`tracking_uri`.
+    """
+    return os.environ.get("MLFLOW_REGISTRY_URI") or tracking or tracking_uri()
+
+
+def mlflow_uris(tracking: str | None = None) -> tuple[str, str]:
+    """Return ``(tracking URI, registry URI)``: the one resolution used to train, register, resolve and download.
+
+    Args:
+        tracking: An explicit tracking URI (``--tracking-uri``); defaults to :func:`tracking_uri`.
+    """
+    tracking = tracking or tracking_uri()
+    return tracking, registry_uri(tracking)
 
 
 def configure_mlflow_client() -> None:
@@ -100,14 +128,25 @@ def _find_bundle_dir(root: Path) -> Path:
     return found[0]
 
 
+def _run_artifact_location(client: MlflowClient, run_id: str, path: str) -> str:
+    """Where ``runs:/<run_id>/<path>`` lives: the run's logged model named ``path`` (MLflow 3), else a run artifact."""
+    run = client.get_run(run_id)
+    quoted = path.replace("'", "")
+    logged = client.search_logged_models(
+        experiment_ids=[run.info.experiment_id], filter_string=f"source_run_id = '{run_id}' AND name = '{quoted}'"
+    )
+    if logged:
+        return logged[0].artifact_location
+    return f"{run.info.artifact_uri.rstrip('/')}/{path}"
+
+
 def _load_mlflow(task: str, uri: str, origin: str) -> Bundle:
     configure_mlflow_client()
     import mlflow
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    tracking = tracking_uri()
-    registry = os.environ.get("MLFLOW_REGISTRY_URI") or tracking  # a team may keep its registry elsewhere
+    tracking, registry = mlflow_uris()
     client = MlflowClient(tracking_uri=tracking, registry_uri=registry)
     source = ModelSource(origin=origin, uri=uri)
     try:
@@ -125,13 +164,19 @@ def _load_mlflow(task: str, uri: str, origin: str) -> Bundle:
                 alias=alias,
                 run_id=version.run_id,
             )
-            # Pin the exact version so an alias moved meanwhile cannot give us a different model.
-            uri = f"models:/{name}/{version.version}"
-        elif uri.startswith("runs:/"):
-            source = ModelSource(origin=origin, uri=uri, run_id=uri.removeprefix("runs:/").split("/", 1)[0])
+            # The exact version's artifact location, from *our* registry (an alias moved meanwhile cannot give us
+            # a different model, and MLflow's default store is never consulted).
+            download_uri = client.get_model_version_download_uri(name, str(version.version))
+        elif logged := _LOGGED_MODEL_URI.match(uri):
+            download_uri = client.get_logged_model(logged["model_id"]).artifact_location
+        elif runs := _RUNS_URI.match(uri):
+            source = ModelSource(origin=origin, uri=uri, run_id=runs["run_id"])
+            download_uri = _run_artifact_location(client, runs["run_id"], runs["path"])
+        else:
+            download_uri = uri
         with tempfile.TemporaryDirectory(prefix="sse-screen-model-") as tmp:
             local = mlflow.artifacts.download_artifacts(
-                artifact_uri=uri, dst_path=tmp, tracking_uri=tracking, registry_uri=registry
+                artifact_uri=download_uri, dst_path=tmp, tracking_uri=tracking, registry_uri=registry
             )
             # Boosters are read into memory, so the temporary download can go.
             return load_bundle(_find_bundle_dir(Path(local)), task=task, source=source)
