@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from sse_screen.experiments.store_access import retry_locked
+from sse_screen.experiments.tracking import tracked_run
 from sse_screen.models.property_model import PropertyModel
 
 
@@ -42,6 +44,10 @@ def search_params(
     import mlflow
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    parent = mlflow.active_run()
+    if parent is None:
+        raise RuntimeError("search_params must run inside an active MLflow run")
+    experiment_id = parent.info.experiment_id
 
     def objective(trial: optuna.Trial) -> float:
         sampled = {
@@ -51,15 +57,17 @@ def search_params(
             "subsample": trial.suggest_float("subsample", 0.6, 1.0),
             "colsample_bytree": trial.suggest_float("colsample_bytree", 0.3, 0.9),
         }
-        with mlflow.start_run(nested=True, run_name=f"trial-{trial.number}"):
+        with tracked_run(experiment_id, nested=True, run_name=f"trial-{trial.number}"):
             model = PropertyModel(task=task, **(base | sampled)).fit(formulas, y, holdout=holdout)
             cv_mae = float(model.cv_metrics_["mae"])
-            mlflow.log_params(sampled)
-            mlflow.log_metric("cv_mae", cv_mae)
+            retry_locked(mlflow.log_params, sampled)
+            retry_locked(mlflow.log_metric, "cv_mae", cv_mae)
         log(f"  search trial {trial.number + 1}/{n_trials}: cv_mae={cv_mae:.4g} {sampled}")
         return cv_mae
 
     study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=seed))
     study.optimize(objective, n_trials=n_trials)
-    mlflow.log_metrics({"search_best_cv_mae": float(study.best_value), "search_n_trials": float(n_trials)})
+    retry_locked(
+        mlflow.log_metrics, {"search_best_cv_mae": float(study.best_value), "search_n_trials": float(n_trials)}
+    )
     return base | study.best_params

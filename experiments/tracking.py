@@ -3,15 +3,23 @@
 A training script does::
 
     experiment_id = setup_tracking("sse-screen-stability")   # preflight first: fails fast, trains nothing
-    with mlflow.start_run(experiment_id=experiment_id):
+    with tracked_run(experiment_id):
         ...fit, evaluate, save_bundle(...)...
-        result = log_and_register(task="stability", estimator=model, metrics={"val_mae": 0.1}, ...)
+        result = log_and_register(task="stability", estimator=model, metrics={"val_mae": 0.1},
+                                  baseline=shipped_baseline("stability", "val_mae", data_path), ...)
 
 Tracking store: ``MLFLOW_TRACKING_URI`` when set (a team's ``mlflow server``), else the local sqlite store
 ``$SSE_SCREEN_HOME/mlflow.db`` (default ``~/.local/share/sse-screen/mlflow.db``) with artifacts in the sibling
-folder ``mlartifacts/``; never ``./mlruns``. Telemetry is disabled. Registered models are named
-``sse-screen-<task>``; a new version gets the alias ``champion`` only when it beats the current champion's
-validation metric, else ``candidate``.
+folder ``mlartifacts/``; never ``./mlruns``. The registry is ``MLFLOW_REGISTRY_URI`` when set, else the tracking
+store (``models.registry.mlflow_uris``, the same resolution that serving uses). Telemetry is disabled.
+
+Registered models are named ``sse-screen-<task>``. A new version gets the alias ``champion`` only when its
+selection metric beats the current champion's *and* the baseline's (the shipped default, scored on the same
+validation data); a smoke run (``--quick``/``--limit``) is never champion. Anything else is ``candidate``.
+
+Trainings may run side by side on one store (:mod:`experiments.store_access`): the store and the experiment are
+initialised under a file lock, "already exists" counts as success, SQLite's "database is locked" is retried with
+backoff, and the champion is decided under the same lock (compare-and-set: two finishing runs cannot both win).
 """
 
 from __future__ import annotations
@@ -22,19 +30,37 @@ import os
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sse_screen.experiments.promotion import (
+    CANDIDATE,
+    CHAMPION,
+    Baseline,
+    RegistrationError,
+    RegistrationResult,
+    register_version,
+    shipped_baseline,
+)
+from sse_screen.experiments.store_access import (
+    StoreLockTimeout,
+    is_already_exists,
+    retry_locked,
+    sqlite_path,
+    store_lock,
+)
 from sse_screen.models.persistence import load_bundle, sha256_file
-from sse_screen.models.registry import configure_mlflow_client, tracking_uri
+from sse_screen.models.registry import configure_mlflow_client, mlflow_uris, tracking_uri
 
 if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.figure import Figure
-    from mlflow.tracking import MlflowClient
 
 __all__ = [
+    "CANDIDATE",
+    "CHAMPION",
+    "Baseline",
     "RegistrationError",
     "RegistrationResult",
     "TrackingUnavailable",
@@ -42,11 +68,11 @@ __all__ = [
     "preflight",
     "registered_model_name",
     "setup_tracking",
+    "shipped_baseline",
+    "tracked_run",
     "tracking_uri",
 ]
 
-CHAMPION = "champion"
-CANDIDATE = "candidate"
 PYFUNC_MODEL_FILE = Path(__file__).resolve().with_name("pyfunc_model.py")
 
 
@@ -54,41 +80,9 @@ class TrackingUnavailable(RuntimeError):
     """The tracking store cannot be reached or written; the message says what to do. Nothing was trained."""
 
 
-class RegistrationError(RuntimeError):
-    """Registering or promoting a model version failed; the version created (if any) was deleted."""
-
-
-@dataclass(frozen=True)
-class RegistrationResult:
-    """Outcome of :func:`log_and_register`.
-
-    Attributes:
-        registered_model: Registered model name, e.g. ``"sse-screen-stability"``.
-        version: The new version number (as MLflow returns it, a string).
-        alias: ``"champion"`` or ``"candidate"``.
-        run_id: The run that logged the model.
-        model_uri: ``models:/<name>/<version>``.
-        metric: The selection metric's name and value on validation data.
-        previous_champion: Version that held ``champion`` before, if any.
-    """
-
-    registered_model: str
-    version: str
-    alias: str
-    run_id: str
-    model_uri: str
-    metric: tuple[str, float]
-    previous_champion: str | None
-
-
 def registered_model_name(task: str) -> str:
     """Return the registry name of a task's model, e.g. ``"sse-screen-stability"``."""
     return f"sse-screen-{task.replace('_', '-')}"
-
-
-def _sqlite_path(uri: str) -> Path:
-    """Return the database file of a ``sqlite:///`` URI (absolute paths have a fourth slash)."""
-    return Path(uri.removeprefix("sqlite:///").split("?", 1)[0])
 
 
 def preflight(uri: str | None = None, *, timeout_s: float = 3.0, attempts: int = 3) -> str:
@@ -128,7 +122,7 @@ def preflight(uri: str | None = None, *, timeout_s: float = 3.0, attempts: int =
             "Nothing was trained or registered."
         )
     if uri.startswith("sqlite:///"):
-        folder = _sqlite_path(uri).parent
+        folder = sqlite_path(uri).parent
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -149,7 +143,9 @@ def setup_tracking(experiment_name: str, *, uri: str | None = None) -> str:
     """Configure MLflow for a training script and return the experiment id.
 
     Disables telemetry and bounds the client's retries (``models.registry.configure_mlflow_client``), runs
-    :func:`preflight`, sets the tracking and registry URI and selects (creating if needed) the experiment.
+    :func:`preflight`, then, under the store's file lock (:func:`experiments.store_access.store_lock`), opens the
+    tracking and registry stores (which migrates a fresh database exactly once) and selects the experiment,
+    creating it if needed ("already exists" from a process that won the race is success). Sets the tracking URI.
     For a sqlite store used without a server the experiment's artifacts go to the folder
     ``mlartifacts/<experiment>`` next to the database, not to MLflow's default ``./mlruns``.
 
@@ -158,24 +154,76 @@ def setup_tracking(experiment_name: str, *, uri: str | None = None) -> str:
         uri: Tracking URI; defaults to :func:`tracking_uri`.
 
     Raises:
-        TrackingUnavailable: From :func:`preflight`.
+        TrackingUnavailable: From :func:`preflight`, or the store cannot be opened or initialised.
     """
     configure_mlflow_client()
     uri = preflight(uri)
     import mlflow
 
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    experiment = mlflow.get_experiment_by_name(experiment_name)
-    if experiment is not None:
-        experiment_id = experiment.experiment_id
-    else:
-        location = None
-        if uri.startswith("sqlite:///"):  # no server: MLflow would default to ./mlruns in the working dir
-            location = (_sqlite_path(uri).parent / "mlartifacts" / experiment_name).resolve().as_uri()
-        experiment_id = mlflow.create_experiment(experiment_name, artifact_location=location)
-    mlflow.set_experiment(experiment_id=experiment_id)
+    tracking, registry = mlflow_uris(uri)
+    try:
+        experiment_id = _initialise_store(tracking, registry, experiment_name)
+    except StoreLockTimeout as exc:
+        raise TrackingUnavailable(f"{exc}. Nothing was trained or registered.") from None
+    except Exception as exc:  # a store that cannot be opened: one clear line, not a traceback
+        raise TrackingUnavailable(
+            f"MLflow tracking store {tracking} could not be opened or initialised: {exc}. "
+            "Nothing was trained or registered."
+        ) from None
+    mlflow.set_tracking_uri(tracking)
+    retry_locked(mlflow.set_experiment, experiment_id=experiment_id)
     return experiment_id
+
+
+def _initialise_store(tracking: str, registry: str, experiment_name: str) -> str:
+    """Open both stores and get or create the experiment, each store under its lock; return the experiment id."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking, registry_uri=registry)
+    with store_lock(tracking):
+        retry_locked(client.search_experiments, max_results=1)  # opens the store: a fresh one is migrated here
+        experiment = retry_locked(client.get_experiment_by_name, experiment_name)
+        if experiment is None:
+            location = None
+            if tracking.startswith("sqlite:///"):  # no server: MLflow would default to ./mlruns in the working dir
+                location = (sqlite_path(tracking).parent / "mlartifacts" / experiment_name).resolve().as_uri()
+            try:
+                experiment_id = retry_locked(client.create_experiment, experiment_name, artifact_location=location)
+            except Exception as exc:
+                if not is_already_exists(exc):  # created meanwhile by a process on another machine: fine
+                    raise
+                experiment_id = retry_locked(client.get_experiment_by_name, experiment_name).experiment_id
+        else:
+            experiment_id = experiment.experiment_id
+        if registry == tracking:
+            retry_locked(client.search_registered_models, max_results=1)
+    if registry != tracking:
+        with store_lock(registry):
+            retry_locked(client.search_registered_models, max_results=1)
+    return str(experiment_id)
+
+
+@contextlib.contextmanager
+def tracked_run(experiment_id: str, **kwargs: Any) -> Iterator[Any]:
+    """``mlflow.start_run`` / ``end_run`` with SQLite's "database is locked" retried (trainings side by side).
+
+    Args:
+        experiment_id: From :func:`setup_tracking`.
+        **kwargs: Passed to ``mlflow.start_run`` (``nested=True``, ``run_name=...``).
+
+    Yields:
+        The active run. It ends ``FINISHED``, or ``FAILED`` when the block raised.
+    """
+    import mlflow
+
+    run = retry_locked(mlflow.start_run, experiment_id=experiment_id, **kwargs)
+    try:
+        yield run
+    except BaseException:
+        with contextlib.suppress(Exception):  # the block's own failure is the one to report
+            retry_locked(mlflow.end_run, "FAILED")
+        raise
+    retry_locked(mlflow.end_run, "FINISHED")
 
 
 def _loggable_params(params: dict[str, Any], *, max_chars: int = 500) -> dict[str, Any]:
@@ -203,62 +251,6 @@ def _pip_requirements() -> list[str]:
     ]
 
 
-def _champion_metric(client: MlflowClient, name: str, metric: str) -> tuple[str, float] | None:
-    """Return (version, metric value) of the current champion, read from its run; None if no champion."""
-    version = client.get_registered_model(name).aliases.get(CHAMPION)
-    if version is None:
-        return None
-    champion = client.get_model_version(name, str(version))
-    metrics = client.get_run(champion.run_id).data.metrics if champion.run_id else {}
-    if metric not in metrics:
-        raise RegistrationError(
-            f"champion {name} version {champion.version} has no metric {metric!r} in its run "
-            f"{champion.run_id}; cannot compare. Use the same selection metric, or move the alias by hand."
-        )
-    return str(champion.version), float(metrics[metric])
-
-
-def _register(
-    client: MlflowClient, *, name: str, model_info: Any, metric: tuple[str, float], greater_is_better: bool
-) -> RegistrationResult:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        client.create_registered_model(name, description="sse-screen model; serve it as models:/NAME@champion")
-    except MlflowException as exc:
-        if exc.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
-            raise
-    version = client.create_model_version(
-        name,
-        source=model_info.model_uri,
-        run_id=model_info.run_id,
-        model_id=model_info.model_id,
-        tags={metric[0]: repr(metric[1])},
-    ).version
-    try:
-        current = _champion_metric(client, name, metric[0])
-        better = current is None or (metric[1] > current[1] if greater_is_better else metric[1] < current[1])
-        alias = CHAMPION if better else CANDIDATE
-        client.set_registered_model_alias(name, alias, version)
-        client.set_model_version_tag(name, version, "selection_metric", metric[0])
-    except BaseException as exc:
-        # No half-registered version: remove what we created, then report.
-        with contextlib.suppress(Exception):  # the original failure is the one to report
-            client.delete_model_version(name, version)
-        if isinstance(exc, RegistrationError) or not isinstance(exc, Exception):
-            raise
-        raise RegistrationError(f"registering {name} version {version} failed and was undone: {exc}") from exc
-    return RegistrationResult(
-        registered_model=name,
-        version=str(version),
-        alias=alias,
-        run_id=model_info.run_id,
-        model_uri=f"models:/{name}/{version}",
-        metric=metric,
-        previous_champion=current[0] if current else None,
-    )
-
-
 def log_and_register(
     *,
     task: str,
@@ -271,14 +263,18 @@ def log_and_register(
     selection_metric: str = "val_mae",
     greater_is_better: bool = False,
     registered_model: str | None = None,
+    baseline: Baseline | None = None,
+    smoke_run: bool = False,
 ) -> RegistrationResult:
     """Log a fitted model's run to the active MLflow run, then register and promote it.
 
     Logs ``estimator.get_params()`` as params, ``metrics``, each figure as ``plots/<name>.png``, the data
     version (SHA-256 of ``data_path``) as param ``data_sha256`` and tag ``data_version``, and the model as a
     models-from-code pyfunc (:mod:`experiments.pyfunc_model`) with the bundle as artifact, a signature, an
-    input example and explicit pip requirements. Then registers a new version of ``registered_model`` and
-    points ``champion`` at it if its ``selection_metric`` beats the current champion's, else ``candidate``.
+    input example and explicit pip requirements. Then registers a new version of ``registered_model`` and, under
+    the store's lock (:func:`experiments.promotion.register_version`), points ``champion`` at it if its
+    ``selection_metric`` beats the current champion's and ``baseline``'s and it is not a smoke run; else
+    ``candidate``. Every store write retries SQLite's "database is locked".
 
     Args:
         task: One of ``"stability"``, ``"band_gap"``, ``"conductivity"``; the bundle must be for it.
@@ -291,6 +287,9 @@ def log_and_register(
         selection_metric: Validation metric used to decide the alias.
         greater_is_better: ``False`` for errors such as MAE, ``True`` for scores such as ROC-AUC.
         registered_model: Registry name; defaults to :func:`registered_model_name`.
+        baseline: A reference to beat as well, scored on the same validation data (:func:`shipped_baseline`);
+            ``None`` for none (the synthetic demo).
+        smoke_run: A ``--quick``/``--limit`` run: registered as ``candidate``, never ``champion``.
 
     Returns:
         The registered version, its alias and the metric it was judged on.
@@ -309,7 +308,7 @@ def log_and_register(
 
     run = mlflow.active_run()
     if run is None:
-        raise RuntimeError("log_and_register must be called inside `with mlflow.start_run():`")
+        raise RuntimeError("log_and_register must be called inside `with tracked_run(...)` (an active run)")
     value = metrics.get(selection_metric)
     if value is None or not math.isfinite(value):
         raise ValueError(f"metrics must hold a finite {selection_metric!r}, got {value!r}")
@@ -317,16 +316,18 @@ def log_and_register(
     load_bundle(bundle_dir, task=task)  # refuse a broken bundle before logging anything
     data_hash = sha256_file(data_path)
 
-    mlflow.log_params({**_loggable_params(estimator.get_params()), "data_sha256": data_hash})
-    mlflow.log_metrics(metrics)
-    mlflow.set_tags({"task": task, "data_version": data_hash, "data_file": Path(data_path).name})
+    retry_locked(mlflow.log_params, {**_loggable_params(estimator.get_params()), "data_sha256": data_hash})
+    retry_locked(mlflow.log_metrics, metrics)
+    tags = {"task": task, "data_version": data_hash, "data_file": Path(data_path).name, "smoke_run": str(smoke_run)}
+    retry_locked(mlflow.set_tags, tags)
     for name, figure in (figures or {}).items():
-        mlflow.log_figure(figure, f"plots/{name}.png")
+        retry_locked(mlflow.log_figure, figure, f"plots/{name}.png")
 
     wrapper = BundleModel()
     wrapper.load_context(PythonModelContext(artifacts={"bundle": str(bundle_dir)}, model_config=None))
     example = input_example.head(5)
-    model_info = mlflow.pyfunc.log_model(
+    model_info = retry_locked(
+        mlflow.pyfunc.log_model,
         name="model",
         python_model=str(PYFUNC_MODEL_FILE),
         artifacts={"bundle": str(bundle_dir)},
@@ -334,11 +335,14 @@ def log_and_register(
         input_example=example,
         pip_requirements=_pip_requirements(),
     )
-    client = MlflowClient(tracking_uri=mlflow.get_tracking_uri(), registry_uri=mlflow.get_registry_uri())
-    return _register(
-        client,
+    tracking, registry = mlflow_uris(mlflow.get_tracking_uri())
+    return register_version(
+        MlflowClient(tracking_uri=tracking, registry_uri=registry),
+        lock_uri=registry,
         name=registered_model or registered_model_name(task),
         model_info=model_info,
         metric=(selection_metric, float(value)),
         greater_is_better=greater_is_better,
+        baseline=baseline,
+        smoke_run=smoke_run,
     )

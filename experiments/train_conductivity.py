@@ -11,7 +11,9 @@ read its CIFs once -> in one MLflow run:
 3. **anchor**, in the same run: matminer-Magpie features + random forest (500 trees) and xgboost defaults on the
    official split, censored values set to 1e-15 S/cm as OBELiX's loader does (``anchor_*``);
 4. log params, metrics, a parity plot coloured by structure family, feature importance and the model trained on
-   **all rows**; register ``sse-screen-conductivity`` (alias ``champion`` if its ``cv_mae`` beats the champion's).
+   **all rows**; register ``sse-screen-conductivity`` (alias ``champion`` if its ``cv_mae``, grouped CV on all rows,
+   beats the champion's and the shipped default's, from ``models/shipped/conductivity/metadata.json``; a
+   ``--quick``/``--limit`` smoke run is always ``candidate``).
    ``--ship DIR`` also writes that bundle there (``models/shipped/conductivity`` is the shipped default).
 
 Usage::
@@ -32,7 +34,14 @@ import numpy as np
 import pandas as pd
 
 from sse_screen.experiments.figures import importance_figure
-from sse_screen.experiments.tracking import RegistrationResult, TrackingUnavailable, log_and_register, setup_tracking
+from sse_screen.experiments.tracking import (
+    RegistrationResult,
+    TrackingUnavailable,
+    log_and_register,
+    setup_tracking,
+    shipped_baseline,
+    tracked_run,
+)
 from sse_screen.experiments.train_property import model_params
 from sse_screen.features.composition import CompositionFeaturizer
 from sse_screen.features.datasets import data_dir, load_obelix
@@ -140,6 +149,7 @@ def train(
     ship: str | Path | None = None,
     registered_model: str | None = None,
     anchor: bool = True,
+    smoke_run: bool = False,
     log=print,
 ) -> tuple[RegistrationResult, dict[str, float]]:
     """Train the conductivity model, evaluate it, track it and register it; returns the registration and metrics.
@@ -152,13 +162,12 @@ def train(
         ship: Also save the all-rows bundle to this directory (replacing what is there).
         registered_model: Registry name (default ``sse-screen-conductivity``).
         anchor: Also measure the Magpie + random forest / xgboost anchor on the official split.
+        smoke_run: A ``--quick`` run: registered as ``candidate``, never ``champion`` (so is any ``limit`` run).
         log: Where progress messages go.
 
     Raises:
         TrackingUnavailable: Before any training, when the tracking store is unreachable.
     """
-    import mlflow
-
     experiment_id = setup_tracking("sse-screen-conductivity", uri=tracking_uri)
     table, structures, dropped = load_data(limit=limit)
     is_train = (table["split"] == "train").to_numpy()
@@ -176,7 +185,8 @@ def train(
         "n_test": len(test_t),
         "n_split_shared_compositions": len(shared),
     }
-    with mlflow.start_run(experiment_id=experiment_id), tempfile.TemporaryDirectory() as tmp:
+    smoke_run = smoke_run or bool(limit)
+    with tracked_run(experiment_id), tempfile.TemporaryDirectory() as tmp:
         log("official split: fit on train, score on test")
         official = ConductivityModel(**params).fit(train_t, **_bounds(train_t), structures=train_s, progress=say)
         served = official.predict_table(test_t["formula"], structures=test_s)
@@ -230,6 +240,8 @@ def train(
             figures=figures,
             selection_metric="cv_mae",
             registered_model=registered_model,
+            baseline=None if smoke_run else shipped_baseline(TASK, "cv_mae", data_path),
+            smoke_run=smoke_run,
         )
         if ship is not None:
             model.save(ship, metadata=meta, overwrite=True)
@@ -261,13 +273,14 @@ def main(argv: list[str] | None = None) -> int:
             ship=args.ship,
             registered_model=args.registered_model,
             anchor=not args.no_anchor,
+            smoke_run=args.quick,
             log=lambda m: print(m, file=sys.stderr),
         )
     except TrackingUnavailable as exc:
         print(f"sse-screen train: error: {exc}", file=sys.stderr)
         return 2
     print(" ".join(f"{k}={metrics[k]:.4g}" for k in SHOWN if k in metrics))
-    print(f"{result.model_uri} -> @{result.alias}")
+    print(f"{result.model_uri} -> @{result.alias} ({result.reason})")
     return 0
 
 

@@ -25,6 +25,7 @@ from sse_screen.experiments.tracking import (
     log_and_register,
     registered_model_name,
     setup_tracking,
+    tracked_run,
 )
 from sse_screen.models.persistence import save_bundle, sha256_file
 
@@ -91,7 +92,6 @@ def train_demo(
     Raises:
         TrackingUnavailable: Before any training, when the tracking store is unreachable.
     """
-    import mlflow
     import xgboost
 
     experiment_id = setup_tracking(registered_model_name(task), uri=tracking_uri)
@@ -101,7 +101,7 @@ def train_demo(
     model = xgboost.XGBRegressor(
         n_estimators=n_estimators, max_depth=max_depth, learning_rate=learning_rate, n_jobs=1, random_state=0
     )
-    with mlflow.start_run(experiment_id=experiment_id), tempfile.TemporaryDirectory() as tmp:
+    with tracked_run(experiment_id), tempfile.TemporaryDirectory() as tmp:
         model.fit(train[FEATURES], train[TARGET])
         y_val = val[TARGET].to_numpy()
         pred = model.predict(val[FEATURES])

@@ -3,8 +3,10 @@
 Steps: preflight the tracking store (fail before minutes of compute) -> load the bundled data -> fit
 :class:`models.property_model.PropertyModel` (out-of-fold CV inside) -> score on validation data -> log params,
 CV and validation metrics, a parity plot, a feature-importance plot, the data version and the model to MLflow ->
-register a version of ``sse-screen-<task>`` with alias ``champion`` (if its validation MAE beats the champion's)
-or ``candidate``. ``--ship DIR`` also copies the bundle there (``models/shipped/<task>`` is the shipped default).
+register a version of ``sse-screen-<task>`` with alias ``champion`` (if its validation MAE beats both the champion's and
+the shipped default's, read from ``models/shipped/<task>/metadata.json`` and scored on the same validation split) or
+``candidate``; a ``--quick``/``--limit`` smoke run is always ``candidate``. ``--ship DIR`` also copies the bundle
+there (``models/shipped/<task>`` is the shipped default).
 
 Data: stability trains on ``data/mp_e_hull/train.csv`` and is selected on ``val.csv`` (the benchmark's test split
 is withheld). Band gap has no official split: compositions of ``data/mp_gap`` (median gap per composition) are split
@@ -36,6 +38,8 @@ from sse_screen.experiments.tracking import (
     log_and_register,
     registered_model_name,
     setup_tracking,
+    shipped_baseline,
+    tracked_run,
 )
 from sse_screen.features.datasets import data_dir, load_mp_e_hull, load_mp_gap
 from sse_screen.models.persistence import sha256_file
@@ -101,6 +105,7 @@ def train(
     ship: str | Path | None = None,
     registered_model: str | None = None,
     search: int = 0,
+    smoke_run: bool = False,
     log=print,
 ) -> tuple[RegistrationResult, dict[str, float]]:
     """Train one property model and track it; returns the registration and the logged metrics.
@@ -113,18 +118,18 @@ def train(
         ship: Also save the bundle to this directory (replacing what is there).
         registered_model: Registry name (default ``sse-screen-<task>``).
         search: Optuna trials (nested MLflow runs, scored on CV MAE) before the final fit; 0 for none.
+        smoke_run: A ``--quick`` run: registered as ``candidate``, never ``champion`` (so is any ``limit`` run).
         log: Where progress messages go.
 
     Raises:
         TrackingUnavailable: Before any training, when the tracking store is unreachable.
     """
-    import mlflow
-
     experiment_id = setup_tracking(registered_model_name(task), uri=tracking_uri)
     train_table, val_table, data_path = load_split(task, limit=limit)
     chosen = TASK_DEFAULTS[task] | (params or {})
     log(f"{task}: {len(train_table)} training and {len(val_table)} validation compositions")
-    with mlflow.start_run(experiment_id=experiment_id), tempfile.TemporaryDirectory() as tmp:
+    smoke_run = smoke_run or bool(limit)
+    with tracked_run(experiment_id), tempfile.TemporaryDirectory() as tmp:
         if search:
             chosen = search_params(
                 task, train_table["formula"].tolist(), train_table["y"].to_numpy(), base=chosen, n_trials=search,
@@ -170,6 +175,8 @@ def train(
             data_path=data_path,
             figures=figures,
             registered_model=registered_model,
+            baseline=None if smoke_run else shipped_baseline(task, "val_mae", data_path),
+            smoke_run=smoke_run,
         )
         if ship is not None:
             model.save(ship, metadata=meta, overwrite=True)
@@ -239,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
             ship=args.ship,
             registered_model=args.registered_model,
             search=args.search,
+            smoke_run=args.quick,
             log=lambda m: print(m, file=sys.stderr),
         )
     except (TrackingUnavailable, SearchUnavailable) as exc:
@@ -255,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         "fit_seconds",
     )
     print(" ".join(f"{k}={metrics[k]:.4g}" for k in shown if k in metrics))
-    print(f"{result.model_uri} -> @{result.alias}")
+    print(f"{result.model_uri} -> @{result.alias} ({result.reason})")
     return 0
 
 
