@@ -179,9 +179,10 @@ def _initialise_store(tracking: str, registry: str, experiment_name: str) -> str
     """Open both stores and get or create the experiment, each store under its lock; return the experiment id."""
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(tracking_uri=tracking, registry_uri=registry)
     with store_lock(tracking):
-        retry_locked(client.search_experiments, max_results=1)  # opens the store: a fresh one is migrated here
+        # Creating the client opens the tracking store: a fresh database is migrated here, by one process only.
+        client = retry_locked(MlflowClient, tracking_uri=tracking, registry_uri=registry)
+        retry_locked(client.search_experiments, max_results=1)
         experiment = retry_locked(client.get_experiment_by_name, experiment_name)
         if experiment is None:
             location = None

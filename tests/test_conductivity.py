@@ -147,11 +147,12 @@ def test_train_script_registers_against_a_real_mlflow_server(mlflow_server: str,
         capture_output=True, text=True, timeout=600, env=env, cwd=ROOT,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
-    assert run.stdout.strip().endswith("models:/e2e-cond/1 -> @champion")
+    smoke = "(a --quick/--limit smoke run is never champion)"  # registered, never served by default
+    assert run.stdout.strip().endswith(f"models:/e2e-cond/1 -> @candidate {smoke}")
     assert "test_mae=" in run.stdout and "cv_family_mae=" in run.stdout and "cv_coverage=" in run.stdout
     os.environ["MLFLOW_TRACKING_URI"] = mlflow_server
     try:
-        served = load_conductivity_model("models:/e2e-cond@champion")
+        served = load_conductivity_model("models:/e2e-cond@candidate")
     finally:
         del os.environ["MLFLOW_TRACKING_URI"]
     assert served.source_.version == "1"

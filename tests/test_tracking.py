@@ -11,13 +11,16 @@ import pandas as pd
 import pytest
 import xgboost
 
+from sse_screen.experiments.store_access import StoreLockTimeout, lock_path, retry_locked, store_lock
 from sse_screen.experiments.tracking import (
+    Baseline,
     RegistrationError,
     TrackingUnavailable,
     log_and_register,
     preflight,
     registered_model_name,
     setup_tracking,
+    tracked_run,
 )
 from sse_screen.experiments.train_demo import FEATURES, TARGET, demo_metadata, main, make_synthetic, train_demo
 from sse_screen.models.persistence import BundleError, load_bundle, save_bundle, sha256_file, shipped_model_dir
@@ -209,3 +212,65 @@ def test_registry_uri_against_dead_server_fails_in_seconds_not_minutes(
     with pytest.raises(ModelNotFoundError, match=f"MLflow at {dead_tracking_uri} could not provide"):
         resolve_model("stability", model_uri="models:/sse-screen-stability@champion")
     assert time.monotonic() - start < 20  # MLflow's own default retries for minutes
+
+
+def test_a_full_run_must_beat_the_shipped_default_too(tracking: str, data: Path, tmp_path: Path) -> None:
+    name = "gate-band-gap"
+    bundle = _fit_bundle(tmp_path / "bundle", data, task="band_gap")
+    shipped = Baseline("the shipped default", 0.346)
+
+    def register(val_mae: float, *, smoke_run: bool = False):
+        with tracked_run(setup_tracking(name)):
+            return log_and_register(
+                task="band_gap", estimator=xgboost.XGBRegressor(n_estimators=5), metrics={"val_mae": val_mae},
+                bundle_dir=bundle, input_example=pd.read_csv(data)[FEATURES], data_path=data,
+                registered_model=name, baseline=shipped, smoke_run=smoke_run,
+            )  # fmt: skip
+
+    worse = register(0.599)  # the registry is empty, but the shipped default is better
+    assert (worse.alias, worse.previous_champion) == ("candidate", None)
+    assert "does not beat the shipped default (0.346)" in worse.reason
+    smoke = register(0.1, smoke_run=True)
+    assert smoke.alias == "candidate" and "smoke run" in smoke.reason
+    better = register(0.3)
+    assert better.alias == "champion" and "no champion yet and the shipped default (0.346)" in better.reason
+    assert register(0.31).alias == "candidate"
+
+
+def test_store_lock_excludes_and_times_out(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert lock_path(uri) == tmp_path / "mlflow.db.lock"
+    with (
+        store_lock(uri),
+        pytest.raises(StoreLockTimeout, match="held the MLflow store lock"),
+        store_lock(uri, timeout_s=0.3),
+    ):
+        pass
+    with store_lock(uri):  # released
+        pass
+
+
+def test_retry_locked_outlasts_a_real_sqlite_writer_lock(tmp_path: Path) -> None:
+    import sqlite3
+    import threading
+
+    path = tmp_path / "busy.db"
+    with sqlite3.connect(path) as setup:
+        setup.execute("create table t (x integer)")
+    holder = sqlite3.connect(path, check_same_thread=False)
+    holder.execute("begin exclusive")
+    threading.Timer(0.5, holder.commit).start()
+    attempts = []
+
+    def insert() -> None:
+        attempts.append(1)
+        with sqlite3.connect(path, timeout=0) as conn:
+            conn.execute("insert into t values (1)")
+
+    retry_locked(insert, first_wait_s=0.1)
+    holder.close()
+    assert len(attempts) > 1  # it was locked at first, then it went through
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("select count(*) from t").fetchone() == (1,)
+    with pytest.raises(ValueError):  # anything else is not retried
+        retry_locked(lambda: (_ for _ in ()).throw(ValueError("no")), first_wait_s=0.01)
