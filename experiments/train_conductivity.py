@@ -35,6 +35,7 @@ import pandas as pd
 
 from sse_screen.experiments.figures import importance_figure
 from sse_screen.experiments.tracking import (
+    RegistrationError,
     RegistrationResult,
     TrackingUnavailable,
     log_and_register,
@@ -276,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
             smoke_run=args.quick,
             log=lambda m: print(m, file=sys.stderr),
         )
-    except TrackingUnavailable as exc:
+    except (TrackingUnavailable, RegistrationError) as exc:
         print(f"sse-screen train: error: {exc}", file=sys.stderr)
         return 2
     print(" ".join(f"{k}={metrics[k]:.4g}" for k in SHOWN if k in metrics))

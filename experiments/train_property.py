@@ -33,6 +33,7 @@ import pandas as pd
 from sse_screen.experiments.figures import importance_figure, parity_figure
 from sse_screen.experiments.search import SearchUnavailable, search_params
 from sse_screen.experiments.tracking import (
+    RegistrationError,
     RegistrationResult,
     TrackingUnavailable,
     log_and_register,
@@ -249,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
             smoke_run=args.quick,
             log=lambda m: print(m, file=sys.stderr),
         )
-    except (TrackingUnavailable, SearchUnavailable) as exc:
+    except (TrackingUnavailable, SearchUnavailable, RegistrationError) as exc:
         print(f"sse-screen train: error: {exc}", file=sys.stderr)
         return 2
     shown = (
