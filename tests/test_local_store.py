@@ -120,7 +120,7 @@ def test_serve_by_alias_on_the_default_store_from_predict_and_the_server(fresh_s
     ):
         served = {m["task"]: m for m in json.load(response)["models"]}
     band_gap = served["band_gap"]
-    assert (band_gap["registered_model"], band_gap["version"], band_gap["alias"]) == (
+    assert (band_gap["name"], str(band_gap["version"]), band_gap["alias"]) == (
         "sse-screen-band-gap", version, CANDIDATE,
     )  # fmt: skip
     assert not (work / "mlflow.db").exists()
