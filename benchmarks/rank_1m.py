@@ -175,6 +175,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--diverse", action="store_true", help="random chemistry instead of prototype enumeration")
     parser.add_argument("--profile", action="store_true", help="run the ranking under cProfile, print the top")
+    parser.add_argument(
+        "--predict-rejected",
+        action="store_true",
+        help="send rows that fail the cheap checks through the models too (the funnel's default skips them)",
+    )
     args = parser.parse_args()
 
     from pymatgen.core import Composition
@@ -206,7 +211,7 @@ def main() -> None:
         rss_before = _peak_gib()
 
         table = pd.DataFrame({"formula": formulas})
-        options = RankOptions(explain=False)
+        options = RankOptions(explain=False, predict_rejected=args.predict_rejected)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             if args.profile:

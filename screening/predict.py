@@ -158,7 +158,8 @@ def predict_candidates(
     wanted = np.unique(codes[send])
     position = np.full(len(candidates.distinct), -1, dtype=np.int64)
     position[wanted] = np.arange(len(wanted))
-    row_pos = np.where(send, position[np.maximum(codes, 0)], -1)
+    lookup = np.append(position, -1)  # rows without a composition (codes < 0) look up the trailing -1
+    row_pos = np.where(send, lookup[np.where(codes >= 0, codes, len(position))], -1)
     counts = np.bincount(row_pos[row_pos >= 0], minlength=len(wanted))
     if on_progress is not None and (n - int(counts.sum())) > 0:
         on_progress(n - int(counts.sum()))

@@ -119,6 +119,7 @@ def rank_candidates(
         config=options.check_config(),
         mode=options.mode,
         order_by=options.order_by,
+        checks=checks.set_axis(predicted.index),
     )
     ranked.insert(0, "input_row", np.arange(len(ranked)))
     order = np.lexsort(

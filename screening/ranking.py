@@ -343,6 +343,7 @@ def rank_table(
     order_by: OrderBy = "score",
     formula_column: str = "formula",
     max_fronts: int | None = None,
+    checks: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Check, score, Pareto-rank and order a predictions table (the output of ``predict_table``).
 
@@ -366,6 +367,8 @@ def rank_table(
             score descending, then input order).
         formula_column: Name of the formula column.
         max_fronts: Report deeper Pareto fronts as ``max_fronts + 1`` (see :func:`pareto_rank`).
+        checks: The output of :func:`screening.checks.run_checks` for the same rows with the same ``config``, when
+            the caller already ran it (``rank_candidates`` does, for its funnel); None runs the checks here.
 
     Returns:
         The input columns, ``cost_usd_per_kg`` (USD/kg; added if absent) and :data:`OUTPUT_COLUMNS`: ``status``,
@@ -385,7 +388,10 @@ def rank_table(
     if clashes:
         raise ValueError(f"input columns clash with ranking output columns: {', '.join(clashes)}")
     config = config or CheckConfig()
-    checks = run_checks(table[formula_column], config=config)
+    if checks is None:
+        checks = run_checks(table[formula_column], config=config)
+    elif len(checks) != len(table):
+        raise ValueError(f"checks has {len(checks)} rows for a table of {len(table)}")
     # no Li-trained conductivity for another mobile ion: empty columns, objective out of score and Pareto front
     out = blank_conductivity(table, config.mobile_ion).copy()
     if any(o.name == "conductivity" for o in objectives):

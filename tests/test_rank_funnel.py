@@ -148,3 +148,10 @@ def test_nothing_to_predict_and_empty_tables(models: dict) -> None:
     empty = rank_candidates(pd.DataFrame({"formula": pd.Series([], dtype=object)}), models)
     assert len(empty) == 0 and set(PREDICTED) <= set(empty.columns)
     assert len(predict_table(pd.DataFrame({"formula": pd.Series([], dtype=object)}), models)) == 0
+
+
+def test_a_table_where_no_row_parses_ranks_every_row_as_invalid(models: dict) -> None:
+    table = pd.DataFrame({"formula": pd.Series(["", None, "Xx2"], dtype=object)})
+    ranked = rank_candidates(table, models)
+    assert len(ranked) == 3 and (ranked["status"] == "invalid").all()
+    assert ranked["reason"].str.len().gt(0).all()
