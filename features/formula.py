@@ -67,7 +67,7 @@ MAX_ATOMS_PER_FORMULA = 1e6
 MIN_ATOMIC_FRACTION = 1e-6
 _NUMBER = re.compile(r"(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?")
 #: pymatgen's "do not fully reduce" formulas (Composition.special_formulas): reduced amounts -> factor halves.
-_SPECIAL_REDUCED = frozenset(
+SPECIAL_REDUCED_FORMULAS = frozenset(
     frozenset(d.items())
     for d in (
         {"Li": 1, "O": 1},
@@ -332,7 +332,7 @@ def _reduction_factor(amounts: dict[str, float]) -> float:
         return 1.0
     ints = {s: round(a) for s, a in amounts.items()}
     factor = math.gcd(*ints.values())
-    if frozenset((s, n // factor) for s, n in ints.items()) in _SPECIAL_REDUCED:
+    if frozenset((s, n // factor) for s, n in ints.items()) in SPECIAL_REDUCED_FORMULAS:
         return factor / 2
     return float(factor)
 

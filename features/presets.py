@@ -18,7 +18,7 @@ from sse_screen.features.elements import (
     magpie_table,
     pymatgen_column,
 )
-from sse_screen.features.formula import ParsedBatch
+from sse_screen.features.formula import SPECIAL_REDUCED_FORMULAS, ParsedBatch
 
 Preset = Literal["magpie", "electrolyte"]
 PRESETS: Final[tuple[str, ...]] = ("magpie", "electrolyte")
@@ -186,20 +186,6 @@ def _mass_weighted(batch: ParsedBatch, column: str) -> np.ndarray:
 #: Largest multiplier tried to turn a composition's amounts into integers (Li5.5PS4.5Cl1.5 needs 2, x = 0.05 needs 20).
 MAX_FORMULA_MULTIPLIER: Final = 200
 _INTEGER_TOLERANCE = 1e-8  # relative: far above float error, far below a written decimal
-#: Compositions pymatgen does not reduce fully (Composition.special_formulas): LiO is written Li2O2.
-_DOUBLED = (
-    {"Li": 1, "O": 1},
-    {"Na": 1, "O": 1},
-    {"K": 1, "O": 1},
-    {"H": 1, "O": 1},
-    {"Cs": 1, "O": 1},
-    {"Rb": 1, "O": 1},
-    {"O": 1},
-    {"N": 1},
-    {"F": 1},
-    {"Cl": 1},
-    {"H": 1},
-)
 
 
 def formula_unit_atoms(batch: ParsedBatch) -> np.ndarray:
@@ -232,7 +218,7 @@ def formula_unit_atoms(batch: ParsedBatch) -> np.ndarray:
     g = np.gcd.reduce(ints[resolved], axis=1)
     ints[resolved] //= g[:, None]
     out[resolved] = ints[resolved].sum(axis=1)
-    special = {frozenset((SYMBOL_INDEX[s], c) for s, c in d.items()) for d in _DOUBLED}
+    special = {frozenset((SYMBOL_INDEX[s], c) for s, c in d) for d in SPECIAL_REDUCED_FORMULAS}  # LiO is written Li2O2
     for i in resolved[batch.mask[resolved].sum(axis=1) <= 2]:
         m = batch.mask[i]
         if frozenset(zip(batch.index[i][m].tolist(), ints[i][m].tolist(), strict=True)) in special:
