@@ -288,18 +288,14 @@ def _sweep_nd(points: np.ndarray, max_fronts: int | None) -> np.ndarray:
     tail = points[:, 1:]
     cap = max_fronts if max_fronts is not None else n
 
-    def dominated(front: int, p: list[float]) -> bool:
-        cols, size = fronts[front], sizes[front]
-        hit = cols[0, :size] <= p[0]
-        for d in range(1, m - 1):
-            hit &= cols[d, :size] <= p[d]
-        return bool(hit.any())
+    def dominated(front: int, p: np.ndarray) -> bool:
+        return bool((fronts[front][:, : sizes[front]] <= p).all(axis=0).any())
 
-    for i, p in enumerate(tail.tolist()):
+    for i, (p, p_col) in enumerate(zip(tail.tolist(), tail[:, :, None], strict=True)):
         lo, hi = 0, len(fronts)
         while lo < hi:
             mid = (lo + hi) // 2
-            if dominated(mid, p):
+            if dominated(mid, p_col):
                 lo = mid + 1
             else:
                 hi = mid
@@ -311,9 +307,7 @@ def _sweep_nd(points: np.ndarray, max_fronts: int | None) -> np.ndarray:
             sizes.append(0)
         cols, size = fronts[lo], sizes[lo]
         # members p dominates in objectives 2.. can never decide a later query that p does not: drop them
-        keep = cols[0, :size] < p[0]
-        for d in range(1, m - 1):
-            keep |= cols[d, :size] < p[d]
+        keep = (cols[:, :size] < p_col).any(axis=0)
         if not keep.all():
             size = int(keep.sum())
             cols[:, :size] = cols[:, : len(keep)][:, keep]
