@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sse_screen.features.datasets import data_dir
+from sse_screen.features.datasets import data_dir, load_mp_e_hull
 from sse_screen.models.persistence import sha256_file
 from sse_screen.screening.known import KNOWN_COLUMNS, KNOWN_DIR, KNOWN_PARQUET, attach_known, known_table
 
@@ -36,6 +36,21 @@ def test_known_values_by_canonical_composition() -> None:
         assert np.isnan(row.known_log10_sigma_s_per_cm) and row.known_sigma_source == "" and row.known_source == ""
     with pytest.raises(ValueError, match="known_source"):
         attach_known(out)
+
+
+def test_fingerprint_prefilter_finds_what_direct_lookup_finds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Long lists are prefiltered by fingerprint, short ones looked up key by key: the same known values."""
+    import sse_screen.screening.known as known
+
+    mp = load_mp_e_hull("train")["formula"].to_numpy()
+    picked = [str(f) for f in mp[np.random.default_rng(0).choice(len(mp), 300, replace=False)]]
+    formulas = [*picked, "Li6PS5Cl", "Li5Ge0.5PS6", "Li2(SO4)", "Li9Zz", "", "LiCoO2", "Li6.1PS5.1Cl0.9"]
+    table = pd.DataFrame({"formula": formulas})
+    direct = known.attach_known(table)
+    monkeypatch.setattr(known, "DIRECT_LOOKUP_FORMULAS", 0)
+    prefiltered = known.attach_known(table)
+    pd.testing.assert_frame_equal(direct, prefiltered)
+    assert direct["known_source"][:300].str.contains("Materials Project").all()  # MP rows are known by both routes
 
 
 def test_censored_measurements_are_stated_not_invented() -> None:
