@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 import xgboost as xgb
 
+from sse_screen.models.boosting import predict_rows
+
 #: Reference-hull features (leave-self-out, so the known own energy is never one).
 HULL_FEATURES = ("e_hull_ref_ev_per_atom", "n_known_phases", "n_known_phases_same_elements")
 #: Predicted formation energy, and with the reference hull the E_hull it implies.
@@ -42,5 +44,5 @@ def predicted_e_form(booster: xgb.Booster, composition: np.ndarray, errors: list
     e_form = np.full(len(errors), np.nan)
     good = np.array([e is None for e in errors], dtype=bool)
     if good.any():
-        e_form[good] = booster.inplace_predict(composition[good])
+        e_form[good] = predict_rows(booster, composition[good])
     return e_form

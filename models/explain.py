@@ -7,6 +7,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import xgboost as xgb
 
+from sse_screen.models.boosting import use_threads_for
+
 
 def explain_rows(booster: xgb.Booster, x: np.ndarray, errors: Sequence[str | None], *, top: int = 3) -> list[str]:
     """Top-``top`` per-row feature contributions of a booster as text ("name +0.012; ..."); "" for error rows."""
@@ -17,7 +19,7 @@ def explain_rows(booster: xgb.Booster, x: np.ndarray, errors: Sequence[str | Non
     names = booster.feature_names or [f"f{i}" for i in range(x.shape[1])]
     matrix = xgb.DMatrix(x[good], feature_names=names)
     # Saabas attributions (approx_contribs): O(depth) per tree; exact TreeSHAP cost 1 s per 100 rows with these models
-    contribs = booster.predict(matrix, pred_contribs=True, approx_contribs=True)[:, :-1]
+    contribs = use_threads_for(booster, len(good)).predict(matrix, pred_contribs=True, approx_contribs=True)[:, :-1]
     order = np.argsort(-np.abs(contribs), axis=1)[:, :top]
     for k, (row, idx) in enumerate(zip(good, order, strict=True)):
         out[row] = "; ".join(f"{names[j]} {contribs[k, j]:+.3g}" for j in idx)

@@ -31,7 +31,7 @@ from sklearn.model_selection import KFold
 from sklearn.utils.validation import check_is_fitted
 
 from sse_screen.features.formula import as_formula_list
-from sse_screen.models.boosting import base_seed, fit_final_scale, out_of_fold, tree_params
+from sse_screen.models.boosting import base_seed, fit_final_scale, out_of_fold, predict_rows, tree_params
 from sse_screen.models.derived_features import E_FORM_FEATURES, HULL_FEATURES, hull_features, predicted_e_form
 from sse_screen.models.explain import explain_branches
 from sse_screen.models.feature_table import composition_feature_names, composition_features
@@ -361,10 +361,10 @@ class PropertyModel(RegressorMixin, BaseEstimator):
 
         def run(name: str, rows: np.ndarray | None = None) -> np.ndarray:
             if rows is None:
-                return np.asarray(self.boosters_[name].inplace_predict(x), dtype=float)
+                return predict_rows(self.boosters_[name], x)
             values = np.full(len(x), np.nan)
             if rows.any():
-                values[rows] = self.boosters_[name].inplace_predict(x[rows])
+                values[rows] = predict_rows(self.boosters_[name], x[rows])
             return values
 
         out = self._average_bags({name: run(name) for name in ("scale", *self._classifier_names())})
@@ -446,7 +446,7 @@ class PropertyModel(RegressorMixin, BaseEstimator):
         served_by = np.array(["regressor" if g else "" for g in good], dtype=object)
         names = ["regressor"] + (["tail_regressor"] if self.tail_threshold is not None else [])
         if len(names) > 1 and good.any():
-            tail = self.boosters_["tail_classifier"].inplace_predict(x[good]) >= self.tail_probability
+            tail = predict_rows(self.boosters_["tail_classifier"], x[good]) >= self.tail_probability
             served_by[good] = np.where(tail, "tail_regressor", "regressor")
         return explain_branches({name: (self.boosters_[name], x) for name in names}, list(served_by), top=top)
 
