@@ -52,6 +52,9 @@ class RankOptionsIn(BaseModel):
     mode: Literal["mean", "optimistic", "pessimistic"] = "mean"
     order_by: Literal["score", "pareto"] = "score"
     explain: bool = Field(True, description="Add the features that drove each ranked row's predictions")
+    predict_rejected: bool = Field(
+        False, description="Send rows that fail the cheap checks through the models too (default: not predicted)"
+    )
 
 
 Formulas = Annotated[

@@ -231,6 +231,17 @@ def test_other_mobile_ion_has_no_conductivity_and_says_so(client: httpx.Client) 
     assert "none: no Na model" in csv.text  # the download carries the reason in its rows
 
 
+def test_rejected_rows_are_predicted_only_when_asked(client: httpx.Client) -> None:
+    formulas = ["Li6PS5Cl", "NaCl", "Li2PbS2"]
+    for asked in (False, True):
+        rows = client.post("/api/rank", json={"formulas": formulas, "predict_rejected": asked}).json()["rows"]
+        by_formula = {r["formula"]: r for r in rows}
+        assert by_formula["Li6PS5Cl"]["status"] == "ranked" and by_formula["Li6PS5Cl"]["e_hull_ev_per_atom"] is not None
+        for formula in formulas[1:]:
+            assert by_formula[formula]["status"] == "rejected"
+            assert (by_formula[formula]["e_hull_ev_per_atom"] is not None) is asked
+
+
 def test_known_compositions_are_shown_next_to_predictions(client: httpx.Client) -> None:
     for route in ("/api/rank", "/api/predict"):
         data = client.post(route, json={"formulas": ["Li6PS5Cl", "Li5.5PS4.5Cl1.5Zz"]}).json()
