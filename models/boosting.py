@@ -9,7 +9,10 @@ models with ``seed`` itself (:func:`base_seed`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+import threading
+import weakref
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,16 +57,42 @@ def tree_params(estimator: Any, seed: int) -> dict[str, Any]:
 SINGLE_THREAD_ROWS = 1024
 
 
-def use_threads_for(booster: xgb.Booster, n_rows: int) -> xgb.Booster:
-    """Set the booster's thread count for a prediction of ``n_rows`` rows (one below
-    :data:`SINGLE_THREAD_ROWS`, else all cores) and return it. The outputs do not depend on it."""
-    booster.set_param({"nthread": 1 if n_rows < SINGLE_THREAD_ROWS else 0})
-    return booster
+#: Per booster: a lock held while it predicts, and the thread count it is set to. A booster must not be
+#: reconfigured while another thread predicts with it (xgboost fails with "need_configuration_"), so every
+#: prediction through :func:`threads_for` holds the booster's lock; different boosters still predict in parallel.
+_THREAD_STATE: weakref.WeakKeyDictionary[xgb.Booster, tuple[threading.Lock, list[int]]] = weakref.WeakKeyDictionary()
+_THREAD_STATE_LOCK = threading.Lock()
 
 
-def predict_rows(booster: xgb.Booster, x: np.ndarray, **kwargs: Any) -> np.ndarray:
-    """``booster.inplace_predict(x, **kwargs)`` on a thread count suited to the number of rows, float64."""
-    return np.asarray(use_threads_for(booster, len(x)).inplace_predict(x, **kwargs), dtype=float)
+@contextlib.contextmanager
+def threads_for(booster: xgb.Booster, n_rows: int) -> Iterator[xgb.Booster]:
+    """The booster, set to one thread for fewer than :data:`SINGLE_THREAD_ROWS` rows (else all cores) and locked
+    against other threads for the duration; the outputs do not depend on the thread count."""
+    with _THREAD_STATE_LOCK:
+        state = _THREAD_STATE.get(booster)
+        if state is None:
+            state = _THREAD_STATE[booster] = (threading.Lock(), [-1])
+    lock, current = state
+    wanted = 1 if n_rows < SINGLE_THREAD_ROWS else 0
+    with lock:
+        if current[0] != wanted:
+            booster.set_param({"nthread": wanted})
+            current[0] = wanted
+        yield booster
+
+
+def predict_rows(booster: xgb.Booster, x: np.ndarray, *, where: np.ndarray | None = None, **kwargs: Any) -> np.ndarray:
+    """``booster.inplace_predict(x, **kwargs)`` on a thread count suited to the number of rows, float64.
+
+    ``where``: a boolean row mask; only those rows are predicted, the others are NaN.
+    """
+    if where is not None:
+        values = np.full(len(x), np.nan)
+        if where.any():
+            values[where] = predict_rows(booster, x[where], **kwargs)
+        return values
+    with threads_for(booster, len(x)) as locked:
+        return np.asarray(locked.inplace_predict(x, **kwargs), dtype=float)
 
 
 def margin(booster: xgb.Booster, x: np.ndarray) -> np.ndarray:

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import xgboost as xgb
 
-from sse_screen.models.boosting import use_threads_for
+from sse_screen.models.boosting import threads_for
 
 
 def explain_rows(booster: xgb.Booster, x: np.ndarray, errors: Sequence[str | None], *, top: int = 3) -> list[str]:
@@ -19,7 +19,8 @@ def explain_rows(booster: xgb.Booster, x: np.ndarray, errors: Sequence[str | Non
     names = booster.feature_names or [f"f{i}" for i in range(x.shape[1])]
     matrix = xgb.DMatrix(x[good], feature_names=names)
     # Saabas attributions (approx_contribs): O(depth) per tree; exact TreeSHAP cost 1 s per 100 rows with these models
-    contribs = use_threads_for(booster, len(good)).predict(matrix, pred_contribs=True, approx_contribs=True)[:, :-1]
+    with threads_for(booster, len(good)) as locked:
+        contribs = locked.predict(matrix, pred_contribs=True, approx_contribs=True)[:, :-1]
     order = np.argsort(-np.abs(contribs), axis=1)[:, :top]
     for k, (row, idx) in enumerate(zip(good, order, strict=True)):
         out[row] = "; ".join(f"{names[j]} {contribs[k, j]:+.3g}" for j in idx)

@@ -360,12 +360,7 @@ class PropertyModel(RegressorMixin, BaseEstimator):
         """
 
         def run(name: str, rows: np.ndarray | None = None) -> np.ndarray:
-            if rows is None:
-                return predict_rows(self.boosters_[name], x)
-            values = np.full(len(x), np.nan)
-            if rows.any():
-                values[rows] = predict_rows(self.boosters_[name], x[rows])
-            return values
+            return predict_rows(self.boosters_[name], x, where=rows)
 
         out = self._average_bags({name: run(name) for name in ("scale", *self._classifier_names())})
         needed = np.ones(len(x), dtype=bool)
