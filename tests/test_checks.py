@@ -15,6 +15,9 @@ from sse_screen.screening.checks import CheckConfig, check_charge_balance, check
 
 #: Reasons a chemist accepts for rejecting a known electrolyte: only the configurable toxic-element policy.
 ACCEPTED_OBELIX_REASONS = ("(toxic, excluded)",)
+#: The one OBELiX entry charge balance rejects: LiCl with the organic DMF (C3H7NO), whose C is positive and negative
+#: at once, which one sign per element cannot express (tests/test_charge_balance.py holds the <= 1 % figure).
+CHARGE_REJECTED_OBELIX = ("LiClC3H7NO",)
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +38,8 @@ def test_obelix_at_most_5_percent_rejected(obelix: pd.DataFrame, obelix_checks: 
     assert not_ok.mean() <= 0.05, obelix_checks[not_ok]
     rejected = obelix_checks[obelix_checks["status"] == "rejected"]
     for formula, reason in zip(obelix.loc[rejected.index, "formula"], rejected["reason"], strict=True):
-        assert any(ok in reason for ok in ACCEPTED_OBELIX_REASONS), (formula, reason)
+        accepted = formula in CHARGE_REJECTED_OBELIX or any(ok in reason for ok in ACCEPTED_OBELIX_REASONS)
+        assert accepted, (formula, reason)
     invalid = obelix_checks[obelix_checks["status"] == "invalid"]
     assert invalid.index.tolist() == obelix.index[obelix["error"].notna()].tolist()  # the loader's one bad formula
     assert invalid["reason"].str.startswith("cannot parse formula").all()
@@ -44,7 +48,7 @@ def test_obelix_at_most_5_percent_rejected(obelix: pd.DataFrame, obelix_checks: 
 def test_no_obelix_electrolyte_fails_charge_balance(obelix: pd.DataFrame) -> None:
     batch = parse_batch(obelix["formula"])
     result, _ = check_charge_balance(batch)
-    assert result.passed.all(), obelix["formula"][~result.passed].tolist()
+    assert obelix["formula"][~result.passed].tolist() == list(CHARGE_REJECTED_OBELIX)
     doped = batch.ok & (np.abs(batch.amount - np.round(batch.amount)) > 1e-8).any(axis=1)
     assert doped.sum() > 300  # the fractional compositions smact and pymatgen fail on are really tested
 
@@ -66,9 +70,9 @@ def test_agrees_with_smact_on_integer_obelix_compositions(obelix: pd.DataFrame) 
 @pytest.mark.parametrize(
     ("formula", "expected"),
     [
-        ("LiO3", "cannot be charge balanced with any oxidation state seen in the ICSD"),
+        ("LiO4", "cannot be charge balanced with any oxidation state seen in the ICSD"),  # LiO3: an ozonide
         ("Li2Cl", "(Li +1; Cl -1) leaves +1 e per Li2Cl formula unit"),
-        ("LiS3", "(Li +1; S -2/-1) leaves -2 e per LiS3 formula unit"),
+        ("LiS5", "(Li +1; S -2/-1) leaves -4 e per LiS5 formula unit"),  # LiS3: the polysulfide Li2S6
         ("Li3Cl5", "leaves -2 e per Li3Cl5 formula unit"),
         ("NaLi5", "no element can be an anion (Na, Li: no negative oxidation state)"),
         ("Li", "no element can be an anion"),
@@ -93,7 +97,7 @@ def test_wrong_compositions_are_rejected_with_reason(formula: str, expected: str
         "Li6PS5Cl",
         "Li3YCl6",
         "Li2B12H12",  # closo-borate: balances only against the Pauling order -> flag, not rejection
-        "LiBH4",  # H- is an uncommon ICSD state -> flag
+        "LiBH4",  # H- next to Li: a common state
     ],
 )
 def test_real_electrolytes_pass(formula: str) -> None:
@@ -106,10 +110,7 @@ def test_soft_flags_explain_unusual_balance() -> None:
     assert (out["status"] == "ok").all()
     assert "against the Pauling electronegativity order" in out["warnings"][0]
     assert "B as anion" in out["warnings"][0]
-    assert out["warnings"][1] == (
-        "balanced only with less common oxidation states (under 10 % of ICSD entries; "
-        "the common ones: Li +1, B +3, H +1)"
-    )
+    assert out["warnings"][1] == ""  # hydride H-1 is common next to Li (tests/test_charge_balance.py)
     assert out["warnings"][2] == (
         "not charge balanced with the usual oxidation states (1 % or more of ICSD entries; "
         "best: Li +1; La +3; Zr +2/+3/+4; O -2): -4 e per Li7La3Zr2O14 formula unit"
@@ -180,7 +181,7 @@ def test_composition_ids_merge_equal_reduced_compositions() -> None:
 
 
 def test_works_by_distinct_formula_on_many_rows() -> None:
-    formulas = ["Li7La3Zr2O12", "LiO3", "Xx", "NaCl"] * 5000
+    formulas = ["Li7La3Zr2O12", "LiO4", "Xx", "NaCl"] * 5000
     out = run_checks(formulas)
     assert len(out) == 20000
     assert out["status"].tolist()[:4] == ["ok", "rejected", "invalid", "rejected"]
@@ -254,12 +255,12 @@ def test_objective_value_uses_bounds_then_std() -> None:
 
 
 def test_verdicts_and_reasons_do_not_depend_on_how_the_formula_is_written() -> None:
-    out = run_checks(["LiO3", "Li2O6", "(LiO3)3", "Li0.25O0.75", "Li5.74La3Zr1.5Ta0.5O12", "Li11.48La6Zr3TaO24"])
-    assert out["reason"][:4].nunique() == 1 and out["reason"][0].endswith("leaves -2 e per LiO3 formula unit")
+    out = run_checks(["LiO4", "Li2O8", "(LiO4)3", "Li0.2O0.8", "Li5.74La3Zr1.5Ta0.5O12", "Li11.48La6Zr3TaO24"])
+    assert out["reason"][:4].nunique() == 1 and out["reason"][0].endswith("leaves -3 e per LiO4 formula unit")
     assert out["composition_id"][:4].nunique() == 1
     assert out["warnings"][4] == out["warnings"][5] != ""
     assert out["composition_id"][4] == out["composition_id"][5]
-    assert out["composition_key"][0] == "Li0.25O0.75"
+    assert out["composition_key"][0] == "Li0.2O0.8"
 
 
 def test_composition_ids_are_the_canonical_keys() -> None:

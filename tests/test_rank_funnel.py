@@ -22,7 +22,7 @@ FORMULAS = [
     "Li3.4Ge0.4P0.6S4",  # 0
     "Li10.2Ge1.2P1.8S12",  # 1 same composition as 0
     "NaCl",  # 2 no Li
-    "LiO3",  # 3 cannot be charge balanced
+    "LiO4",  # 3 cannot be charge balanced (LiO3 is an ozonide)
     "Li2PbO3",  # 4 excluded element
     "Xx2O",  # 5 invalid
     "Li7La3Zr2O12",  # 6

@@ -90,7 +90,7 @@ def candidates() -> pd.DataFrame:
             "formula": [
                 "Li7La3Zr2O12",  # 0 stable, wide gap
                 "Li10GeP2S12",  # 1 metastable, narrower gap
-                "LiO3",  # 2 cannot be charge balanced
+                "LiO4",  # 2 cannot be charge balanced (LiO3 is an ozonide)
                 "Li3PS4",  # 3
                 "Xx2O",  # 4 unknown element
                 "NaCl",  # 5 no Li
@@ -259,7 +259,7 @@ def test_bad_input_is_refused_clearly() -> None:
 
 def test_ranking_many_rows_by_distinct_composition() -> None:
     rng = np.random.default_rng(0)
-    formulas = np.array(["Li7La3Zr2O12", "Li3PS4", "Li6PS5Cl", "LiO3", "Li3YCl6", "Xx"])[rng.integers(0, 6, 20000)]
+    formulas = np.array(["Li7La3Zr2O12", "Li3PS4", "Li6PS5Cl", "LiO4", "Li3YCl6", "Xx"])[rng.integers(0, 6, 20000)]
     t = pd.DataFrame({"formula": formulas, "e_hull_ev_per_atom": 0.0, "band_gap_ev": 4.0})
     out = rank_table(t)
     assert (out["status"] == "ranked").sum() == 4  # each distinct valid composition once
