@@ -11,6 +11,10 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 EXIT_USAGE = 2
 
@@ -83,8 +87,16 @@ def _build_parser() -> argparse.ArgumentParser:
         ),
     )
     rank.add_argument(
-        "input", help="candidates: .csv/.tsv/.parquet (formula and/or cif_path column), .txt, or a folder/.zip of CIFs"
+        "input",
+        nargs="?",
+        help="candidates: .csv/.tsv/.parquet (formula and/or cif_path column), .txt, or a folder/.zip of CIFs",
     )
+    rank.add_argument(
+        "--generate",
+        metavar="PARENTS",
+        help="rank the variants of PARENTS (as `sse-screen generate PARENTS`) instead of an input file",
+    )
+    _add_generate_options(rank, prefix="generate-")
     rank.add_argument("-o", "--output", help="output file: .csv (default), .parquet, .json or .html (a report)")
     rank.add_argument("--top", type=int, help="keep only the first N rows of the ranked output (printed: 20 if unset)")
     rank.add_argument("--config", help="TOML file with a [rank] table of the options below (flags win)")
@@ -110,6 +122,25 @@ def _build_parser() -> argparse.ArgumentParser:
     rank.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     rank.set_defaults(handler=_cmd_rank)
 
+    gen = sub.add_parser(
+        "generate",
+        help="propose doped and substituted variants of parent electrolytes, charge compensated",
+        description=(
+            "Generate candidates from PARENTS (formulas separated by commas, or a .csv/.tsv/.parquet file with a "
+            "formula column, or a .txt file with one formula per line): each element replaced by plausible ions "
+            "(Hautier et al. 2011 substitution probabilities shipped with pymatgen; common oxidation states; "
+            "isovalent and aliovalent, cation and anion sites; Cl/Br/I and O/S solid solutions) on a grid of "
+            "fractions, aliovalent moves compensated by the mobile-ion content. Deduplicated by composition across "
+            "parents; every candidate passes the charge-balance check. Rank the output with `sse-screen rank`, or "
+            "in one step with `sse-screen rank --generate PARENTS`."
+        ),
+    )
+    gen.add_argument("parents", help="parent formulas, comma-separated (Li7La3Zr2O12,Li6PS5Cl), or a file of them")
+    gen.add_argument("-o", "--output", required=True, help="output file: .parquet, .csv or .json")
+    _add_generate_options(gen)
+    gen.add_argument("-q", "--quiet", action="store_true", help="no summary")
+    gen.set_defaults(handler=_cmd_generate)
+
     srv = sub.add_parser(
         "serve",
         help="run the web page and REST API",
@@ -132,6 +163,84 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     train.set_defaults(handler=_cmd_train)
     return parser
+
+
+def _add_generate_options(parser: argparse.ArgumentParser, *, prefix: str = "") -> None:
+    """The generation options (``prefix="generate-"`` on ``rank``, where they only apply with --generate)."""
+    parser.add_argument(
+        f"--{prefix}fractions",
+        help="fractions of a site given to the dopant, comma-separated (default 0.05,0.1,0.2,0.25,0.3,0.4,0.5)",
+    )
+    parser.add_argument(f"--{prefix}max-candidates", type=int, help="keep the N most plausible variants")
+    parser.add_argument(f"--{prefix}dopants", help="allow-list of dopant elements, comma-separated (e.g. Ta,Nb,Al)")
+    parser.add_argument(
+        f"--{prefix}exclude", help="elements never used, added to the default list (radioactive, Pb, Cd, ...)"
+    )
+    parser.add_argument(
+        f"--{prefix}dopants-per-site", type=int, help="replacement ions tried per site, most plausible first (8)"
+    )
+    if not prefix:
+        parser.add_argument("--mobile-ion", default="Li", help="element whose content compensates (default Li)")
+        parser.add_argument("--formula-column", default="formula", help="formula column of a PARENTS file")
+
+
+def _symbols(text: str | None) -> list[str] | None:
+    return None if text is None else [s.strip() for s in text.split(",") if s.strip()]
+
+
+def _generate(args: argparse.Namespace, parents_text: str, *, prefix: str = "") -> pd.DataFrame:
+    """Parents from the argument (a file or a comma list), candidates from :func:`screening.generate`."""
+    from pathlib import Path
+
+    from sse_screen.screening.checks import DEFAULT_EXCLUSIONS
+    from sse_screen.screening.generate import DEFAULT_DOPANTS_PER_SITE, DEFAULT_FRACTIONS, generate_candidates
+    from sse_screen.screening.table_io import read_candidates
+
+    def option(name: str) -> object:
+        return getattr(args, prefix.replace("-", "_") + name)
+
+    path = Path(parents_text)
+    if path.suffix.lower() in {".csv", ".tsv", ".txt", ".parquet", ".pq"} or path.is_dir():
+        parents = read_candidates(path, formula_column=getattr(args, "formula_column", "formula"))["formula"].tolist()
+    else:
+        parents = [p.strip() for p in parents_text.split(",")]
+    try:
+        fractions = [float(f) for f in _symbols(option("fractions")) or DEFAULT_FRACTIONS]
+    except ValueError:
+        raise UserError(f"--{prefix}fractions takes numbers separated by commas, got {option('fractions')!r}") from None
+    exclusions = dict(DEFAULT_EXCLUSIONS) | {s: "excluded by the user" for s in _symbols(option("exclude")) or []}
+    per_site = option("dopants_per_site")
+    try:
+        return generate_candidates(
+            parents,
+            fractions=fractions,
+            max_candidates=option("max_candidates"),
+            dopants=_symbols(option("dopants")),
+            exclude=exclusions,
+            mobile_ion=getattr(args, "mobile_ion", None) or "Li",
+            dopants_per_site=DEFAULT_DOPANTS_PER_SITE if per_site is None else per_site,
+        )
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from sse_screen.screening.table_io import write_table
+
+    table = _generate(args, args.parents)
+    write_table(table, args.output)
+    if not args.quiet:
+        bad = table["parent_error"] != ""
+        variants = int(((table["move"] != "parent") & ~bad).sum())
+        known = int((table["known_as"] != "").sum())
+        print(
+            f"generated {variants} candidates from {table.loc[~bad, 'parent'].nunique()} parents into {args.output} "
+            f"({known} already in the bundled data: see 'known_as')",
+            file=sys.stderr,
+        )
+        for row in table[bad].itertuples():
+            print(f"parent not used: {row.parent_error}", file=sys.stderr)
+    return 0
 
 
 def _cmd_featurize(args: argparse.Namespace) -> int:
@@ -221,7 +330,14 @@ def _cmd_rank(args: argparse.Namespace) -> int:
     if args.top is not None and args.top < 1:
         raise UserError(f"--top takes a number of rows >= 1, got {args.top}")
     options = _rank_options(args)
-    table = read_candidates(args.input, formula_column=args.formula_column)
+    if (args.input is None) == (args.generate is None):
+        raise UserError("give either an INPUT file or --generate PARENTS")
+    if args.generate is not None:
+        table = _generate(args, args.generate, prefix="generate-")
+        source = f"variants of {args.generate}"
+    else:
+        table = read_candidates(args.input, formula_column=args.formula_column)
+        source = args.input
     models = load_models(
         {"stability": args.stability_model, "band_gap": args.band_gap_model, "conductivity": args.conductivity_model}
     )
@@ -236,11 +352,11 @@ def _cmd_rank(args: argparse.Namespace) -> int:
         print(f"note: {notice}", file=sys.stderr)
     counts = ranked["status"].value_counts()
     if args.output:
-        write_table(ranked if args.top is None else ranked.head(args.top), args.output, source=args.input)
+        write_table(ranked if args.top is None else ranked.head(args.top), args.output, source=source)
     else:
         from sse_screen.screening.printed_table import print_ranking
 
-        print_ranking(ranked, top=args.top, source=args.input)
+        print_ranking(ranked, top=args.top, source=source)
     if not args.quiet:
         summary = ", ".join(f"{counts.get(s, 0)} {s}" for s in ("ranked", "rejected", "invalid"))
         print(f"{summary}" + (f"; written to {args.output}" if args.output else ""), file=sys.stderr)

@@ -1,0 +1,300 @@
+"""Candidate generation: doped and substituted variants of known electrolytes, charge compensated, ready to rank.
+
+For each parent composition, :func:`generate_candidates` makes the moves a chemist makes, systematically:
+
+1. The parent's oxidation states (:func:`screening.oxidation.assign_oxidation_states`: the charge-balance solver's
+   assignment with common states, e.g. Li +1, La +3, Zr +4, O -2).
+2. For every site (each element, the mobile ion's included), the ions that may replace it
+   (:func:`screening.substitution.replacements`: Hautier et al.'s substitution probabilities, common oxidation
+   states, no excluded element, closed-shell ions preferred), isovalent or aliovalent, on cation and anion
+   sublattices; mixed-anion solid solutions (Cl/Br/I, O/S/Se) always.
+3. Each replacement on a grid of fractions ``f`` of the site (:data:`DEFAULT_FRACTIONS`): ``x = f * n_site``
+   dopant atoms per parent formula unit. An aliovalent replacement is compensated by the mobile-ion content
+   (vacancies or interstitials): Ta5+ on Zr4+ gives ``Li(7-x)La3Zr(2-x)Ta(x)O12``, Al3+ on Li+ gives
+   ``Li(7-3x)Al(x)La3Zr2O12``, Cl- on S2- gives ``Li(6-x)PS(5-x)Cl(1+x)``; a move that would remove or add more than
+   :data:`MAX_MOBILE_ION_CHANGE` of the mobile ions, or put a dopant on more than :data:`MAX_MOBILE_SITE_FRACTION` of
+   the mobile-ion sites, is not made. Every candidate is therefore neutral with the
+   parent's states and the dopant's common state, and passes the charge-balance check by construction (the
+   candidates are checked again: the count of any that do not is in ``attrs["failed_checks"]``, 0 by test).
+4. Candidates are deduplicated by canonical composition (:mod:`features.canonical`) across parents, the first
+   (most plausible) move kept; ``known_as`` says where the composition already appears in the bundled data
+   (:mod:`screening.known`: OBELiX conductivity, Materials Project entry).
+
+A parent that cannot be used (does not parse, lacks the mobile ion, contains an excluded element, has no neutral
+assignment) gives one row with its reason in ``parent_error`` and ``formula`` as written, never an exception (so
+``sse-screen rank`` reports it as invalid or rejected with its own reason).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Final
+
+import numpy as np
+import pandas as pd
+
+from sse_screen.screening.substitution import PROBABILITY_SOURCE, Replacement, replacements
+
+__all__ = [
+    "DEFAULT_DOPANTS_PER_SITE",
+    "DEFAULT_FRACTIONS",
+    "GENERATED_COLUMNS",
+    "MAX_MOBILE_ION_CHANGE",
+    "generate_candidates",
+]
+
+#: Fractions of a site given to the dopant (0..1).
+DEFAULT_FRACTIONS: Final[tuple[float, ...]] = (0.05, 0.1, 0.2, 0.25, 0.3, 0.4, 0.5)
+#: Replacement ions tried per site, most plausible first (family anions come on top).
+DEFAULT_DOPANTS_PER_SITE: Final[int] = 8
+#: Largest relative change of the mobile-ion content a compensation may make (0.5: at most half removed or added).
+MAX_MOBILE_ION_CHANGE: Final[float] = 0.5
+#: Largest fraction of the mobile-ion sites a dopant may take (dopants there block the conduction paths).
+MAX_MOBILE_SITE_FRACTION: Final[float] = 0.2
+#: Output columns, in order.
+GENERATED_COLUMNS: Final[tuple[str, ...]] = (
+    "formula",
+    "parent",
+    "move",
+    "site",
+    "dopant",
+    "dopant_state",
+    "dopant_fraction",
+    "compensation",
+    "substitution_probability",
+    "plausibility",
+    "probability_source",
+    "known_as",
+    "parent_error",
+)
+
+
+def generate_candidates(
+    parents: Iterable[object],
+    *,
+    fractions: Iterable[float] = DEFAULT_FRACTIONS,
+    max_candidates: int | None = None,
+    dopants: Iterable[str] | None = None,
+    exclude: Mapping[str, str] | Iterable[str] | None = None,
+    mobile_ion: str = "Li",
+    dopants_per_site: int | None = DEFAULT_DOPANTS_PER_SITE,
+    include_parents: bool = True,
+) -> pd.DataFrame:
+    """Doped and substituted variants of ``parents`` (module docstring), one row per distinct composition.
+
+    Args:
+        parents: Parent formulas (strings; anything else is reported as an error row).
+        fractions: Fractions of a site given to the dopant, each in (0, 1).
+        max_candidates: Keep at most this many variants (the most plausible; parent and error rows not counted).
+        dopants: Allow-list of dopant elements (all of them are tried on every site they fit); None: any.
+        exclude: Excluded elements (symbol -> category, or symbols); None: the ranking's default exclusions
+            (:data:`screening.checks.DEFAULT_EXCLUSIONS`: radioactive, toxic, noble gases).
+        mobile_ion: The element whose content compensates aliovalent moves (must be in every parent).
+        dopants_per_site: Replacement ions tried per site (None: every one that passes the filters).
+        include_parents: Start each parent's rows with the parent itself (``move = "parent"``), for comparison.
+
+    Returns:
+        A table with :data:`GENERATED_COLUMNS`: ``formula``, ``parent`` (as given), ``move`` (``"Ta on Zr, x=0.25,
+        Li compensates"``), ``site``, ``dopant``, ``dopant_state`` (e), ``dopant_fraction`` (of the site, 0..1),
+        ``compensation`` (the mobile ion, or ``"none"`` for isovalent moves), ``substitution_probability`` and
+        ``plausibility`` (:mod:`screening.substitution`), ``probability_source``, ``known_as`` and ``parent_error``.
+        Rows are grouped by parent in input order, most plausible move first. ``attrs`` hold the probability source
+        and ``failed_checks``.
+
+    Raises:
+        ValueError: A fraction outside (0, 1), an unknown element in ``dopants``/``exclude``/``mobile_ion``, or
+            ``max_candidates`` < 0.
+    """
+    from sse_screen.features.elements import SYMBOL_INDEX
+    from sse_screen.screening.checks import DEFAULT_EXCLUSIONS
+
+    grid = sorted({float(f) for f in fractions})
+    if not grid or any(not 0.0 < f < 1.0 for f in grid):
+        raise ValueError(f"fractions must lie strictly between 0 and 1, got {list(fractions)}")
+    if max_candidates is not None and max_candidates < 0:
+        raise ValueError(f"max_candidates must be >= 0, got {max_candidates}")
+    excluded = dict(DEFAULT_EXCLUSIONS) if exclude is None else _as_mapping(exclude)
+    allowed = None if dopants is None else frozenset(dopants)
+    unknown = sorted((set(excluded) | set(allowed or ()) | {mobile_ion}) - set(SYMBOL_INDEX))
+    if unknown:
+        raise ValueError(f"unknown element symbols: {', '.join(unknown)}")
+    rows: list[dict[str, object]] = []
+    for parent in parents:
+        rows.extend(
+            _parent_rows(
+                parent,
+                grid=grid,
+                excluded=excluded,
+                allowed=allowed,
+                mobile_ion=mobile_ion,
+                per_site=dopants_per_site,
+                include_parent=include_parents,
+            )
+        )
+    table = pd.DataFrame(rows, columns=[c for c in GENERATED_COLUMNS if c != "known_as"])
+    if table.empty:
+        table["parent_error"] = table["parent_error"].astype(object)
+    table = _dedupe_and_limit(table, max_candidates)
+    failed = _failed_checks(table, excluded, mobile_ion)
+    table = table[~failed].reset_index(drop=True)
+    table.insert(GENERATED_COLUMNS.index("known_as"), "known_as", _known_as(table))
+    table.attrs.update(substitution_probability_source=PROBABILITY_SOURCE, failed_checks=int(failed.sum()))
+    return table
+
+
+def _as_mapping(exclude: Mapping[str, str] | Iterable[str]) -> dict[str, str]:
+    if isinstance(exclude, Mapping):
+        return dict(exclude)
+    return {str(s): "excluded by the user" for s in exclude}
+
+
+def _error_row(parent: object, reason: str) -> dict[str, object]:
+    return {"formula": "" if parent is None else str(parent), "parent": parent, "move": "", "parent_error": reason}
+
+
+def _parent_rows(
+    parent: object,
+    *,
+    grid: list[float],
+    excluded: Mapping[str, str],
+    allowed: frozenset[str] | None,
+    mobile_ion: str,
+    per_site: int | None,
+    include_parent: bool,
+) -> list[dict[str, object]]:
+    """The rows of one parent: itself, then its variants by decreasing plausibility (or one error row)."""
+    from sse_screen.features.formula import FormulaError, parse_formula
+    from sse_screen.screening.oxidation import OxidationError, assign_oxidation_states
+
+    if not isinstance(parent, str) or not parent.strip():
+        return [_error_row(parent, "empty parent formula" if isinstance(parent, str) else "parent is not a formula")]
+    try:
+        amounts = parse_formula(parent.strip())
+    except FormulaError as exc:
+        return [_error_row(parent, f"cannot use parent {parent!r}: {exc}")]
+    if mobile_ion not in amounts:
+        return [_error_row(parent, f"parent {parent!r} contains no {mobile_ion} (mobile ion)")]
+    bad = [f"{s} ({excluded[s]})" for s in amounts if s in excluded]
+    if bad:
+        return [_error_row(parent, f"parent {parent!r} contains excluded elements: {', '.join(bad)}")]
+    try:
+        states = assign_oxidation_states(amounts)
+    except OxidationError as exc:
+        return [_error_row(parent, f"parent {parent!r}: {exc}")]
+    out = []
+    if include_parent:
+        out.append({"formula": parent.strip(), "parent": parent, "move": "parent", "compensation": "none"})
+    forbidden = set(amounts) | set(excluded) | {mobile_ion}
+    moves = []
+    for site, state in states.items():
+        if abs(state - round(state)) > 1e-6:
+            continue  # a mixed-valence site: no single ion to replace
+        for rep in replacements(site, round(state), forbidden=forbidden, allowed=allowed, per_site=per_site):
+            moves.append((site, round(state), rep))
+    moves.sort(key=lambda m: -m[2].plausibility)
+    for site, state, rep in moves:
+        for f in grid:
+            row = _variant(amounts, site, state, rep, f, mobile_ion, states[mobile_ion])
+            if row is not None:
+                out.append({**row, "parent": parent})
+    return out
+
+
+def _variant(
+    amounts: Mapping[str, float],
+    site: str,
+    state: int,
+    rep: Replacement,
+    fraction: float,
+    mobile_ion: str,
+    mobile_state: float,
+) -> dict[str, object] | None:
+    """One candidate: ``rep`` on ``fraction`` of ``site``, the mobile ion compensating (None when out of bounds)."""
+    x = fraction * amounts[site]
+    extra_charge = (rep.state - state) * x  # e per parent formula unit
+    new = {}
+    for element, amount in amounts.items():
+        new[element] = amount - x if element == site else amount
+        if element == site:
+            new[rep.symbol] = x
+    if site == mobile_ion and fraction > MAX_MOBILE_SITE_FRACTION + 1e-9:
+        return None
+    before = amounts[mobile_ion]
+    new[mobile_ion] = new[mobile_ion] - extra_charge / mobile_state
+    if new[mobile_ion] <= 1e-9 or abs(new[mobile_ion] - before) > MAX_MOBILE_ION_CHANGE * before + 1e-9:
+        return None
+    if any(v <= 1e-9 for v in new.values()):
+        return None
+    how = f"{mobile_ion} compensates" if extra_charge else ("solid solution" if rep.solid_solution else "isovalent")
+    return {
+        "formula": "".join(f"{el}{_amount(v)}" for el, v in new.items()),
+        "move": f"{rep.symbol} on {site}, x={_amount(x) or 1}, {how}",
+        "site": site,
+        "dopant": rep.symbol,
+        "dopant_state": rep.state,
+        "dopant_fraction": fraction,
+        "compensation": mobile_ion if extra_charge else "none",
+        "substitution_probability": rep.substitution_probability,
+        "plausibility": rep.plausibility,
+        "probability_source": PROBABILITY_SOURCE,
+    }
+
+
+def _amount(value: float) -> str:
+    text = f"{round(value, 4):.4f}".rstrip("0").rstrip(".")
+    return "" if text == "1" else text
+
+
+def _dedupe_and_limit(table: pd.DataFrame, max_candidates: int | None) -> pd.DataFrame:
+    """Drop later rows of an earlier composition (canonical key), then keep the most plausible variants."""
+    from sse_screen.features.canonical import canonical_keys
+
+    if table.empty:
+        return table
+    ok = table["parent_error"].isna() | (table["parent_error"] == "")
+    keys = pd.Series(canonical_keys(table["formula"].where(ok, "")), dtype=object)
+    repeat = ok & keys.notna() & keys.duplicated()
+    table = table[~repeat.to_numpy()].reset_index(drop=True)
+    if max_candidates is not None:
+        variant = (table["move"] != "parent") & table["parent_error"].isna()
+        plausibility = table.loc[variant, "plausibility"].to_numpy()
+        drop = table.index[variant].to_numpy()[np.argsort(-plausibility, kind="stable")][max_candidates:]
+        table = table.drop(index=drop).reset_index(drop=True)
+    for column in ("site", "dopant", "compensation", "probability_source", "parent_error"):
+        table[column] = table[column].fillna("")
+    return table
+
+
+def _failed_checks(table: pd.DataFrame, excluded: Mapping[str, str], mobile_ion: str) -> np.ndarray:
+    """Variants the composition checks reject (none by construction; counted, not kept)."""
+    from sse_screen.screening.checks import CheckConfig, run_checks
+
+    variant = ((table["move"] != "parent") & (table["parent_error"] == "")).to_numpy()
+    if not variant.any():
+        return np.zeros(len(table), dtype=bool)
+    checks = run_checks(table["formula"], config=CheckConfig(mobile_ion=mobile_ion, exclusions=dict(excluded)))
+    return variant & (checks["status"] != "ok").to_numpy()
+
+
+def _known_as(table: pd.DataFrame) -> list[str]:
+    """Where each composition already appears in the bundled data (:mod:`screening.known`), "" if nowhere."""
+    import re
+
+    from sse_screen.screening.known import attach_known
+
+    if table.empty:
+        return []
+    known = attach_known(table[["formula"]].astype(str).where(table["parent_error"] == "", ""))
+    out = []
+    for sigma, sigma_source, mp_source in zip(
+        known["known_log10_sigma_s_per_cm"], known["known_sigma_source"], known["known_source"], strict=True
+    ):
+        parts = []
+        if sigma_source:
+            head = sigma_source.split(";")[0].strip()
+            parts.append(f"{head}: log10 sigma {sigma:.2f} S/cm" if np.isfinite(sigma) else head)
+        if mp_source:
+            match = re.search(r"mp-\d+", mp_source)
+            parts.append(f"Materials Project {match.group(0)}" if match else mp_source)
+        out.append("; ".join(parts))
+    return out
