@@ -177,7 +177,7 @@ def _add_generate_options(parser: argparse.ArgumentParser, *, prefix: str = "") 
         f"--{prefix}exclude", help="elements never used, added to the default list (radioactive, Pb, Cd, ...)"
     )
     parser.add_argument(
-        f"--{prefix}dopants-per-site", type=int, help="replacement ions tried per site, most plausible first (8)"
+        f"--{prefix}dopants-per-site", type=int, help="replacement ions tried per site, most plausible first (20)"
     )
     if not prefix:
         parser.add_argument("--mobile-ion", default="Li", help="element whose content compensates (default Li)")

@@ -8,7 +8,8 @@ For each parent composition, :func:`generate_candidates` makes the moves a chemi
    (:func:`screening.substitution.replacements`: Hautier et al.'s substitution probabilities, common oxidation
    states, no excluded element, closed-shell ions preferred), isovalent or aliovalent, on cation and anion
    sublattices; mixed-anion solid solutions (Cl/Br/I, O/S/Se) always.
-3. Each replacement on a grid of fractions ``f`` of the site (:data:`DEFAULT_FRACTIONS`): ``x = f * n_site``
+3. Each replacement on a grid of fractions ``f`` of the site (:data:`DEFAULT_FRACTIONS`, and 1 for isovalent ions:
+   the isostructural analogue, Li3ErCl6 from Li3YCl6): ``x = f * n_site``
    dopant atoms per parent formula unit. An aliovalent replacement is compensated by the mobile-ion content
    (vacancies or interstitials): Ta5+ on Zr4+ gives ``Li(7-x)La3Zr(2-x)Ta(x)O12``, Al3+ on Li+ gives
    ``Li(7-3x)Al(x)La3Zr2O12``, Cl- on S2- gives ``Li(6-x)PS(5-x)Cl(1+x)``; a move that would remove or add more than
@@ -46,7 +47,7 @@ __all__ = [
 #: Fractions of a site given to the dopant (0..1).
 DEFAULT_FRACTIONS: Final[tuple[float, ...]] = (0.05, 0.1, 0.2, 0.25, 0.3, 0.4, 0.5)
 #: Replacement ions tried per site, most plausible first (family anions come on top).
-DEFAULT_DOPANTS_PER_SITE: Final[int] = 8
+DEFAULT_DOPANTS_PER_SITE: Final[int] = 20
 #: Largest relative change of the mobile-ion content a compensation may make (0.5: at most half removed or added).
 MAX_MOBILE_ION_CHANGE: Final[float] = 0.5
 #: Largest fraction of the mobile-ion sites a dopant may take (dopants there block the conduction paths).
@@ -79,6 +80,7 @@ def generate_candidates(
     mobile_ion: str = "Li",
     dopants_per_site: int | None = DEFAULT_DOPANTS_PER_SITE,
     include_parents: bool = True,
+    analogues: bool = True,
 ) -> pd.DataFrame:
     """Doped and substituted variants of ``parents`` (module docstring), one row per distinct composition.
 
@@ -92,6 +94,8 @@ def generate_candidates(
         mobile_ion: The element whose content compensates aliovalent moves (must be in every parent).
         dopants_per_site: Replacement ions tried per site (None: every one that passes the filters).
         include_parents: Start each parent's rows with the parent itself (``move = "parent"``), for comparison.
+        analogues: Also replace a site fully by each isovalent ion (``dopant_fraction`` 1: Li3ErCl6 from Li3YCl6,
+            Li6PS5Br from Li6PS5Cl), the isostructural analogues.
 
     Returns:
         A table with :data:`GENERATED_COLUMNS`: ``formula``, ``parent`` (as given), ``move`` (``"Ta on Zr, x=0.25,
@@ -129,6 +133,7 @@ def generate_candidates(
                 mobile_ion=mobile_ion,
                 per_site=dopants_per_site,
                 include_parent=include_parents,
+                analogues=analogues,
             )
         )
     table = pd.DataFrame(rows, columns=[c for c in GENERATED_COLUMNS if c != "known_as"])
@@ -161,6 +166,7 @@ def _parent_rows(
     mobile_ion: str,
     per_site: int | None,
     include_parent: bool,
+    analogues: bool,
 ) -> list[dict[str, object]]:
     """The rows of one parent: itself, then its variants by decreasing plausibility (or one error row)."""
     from sse_screen.features.formula import FormulaError, parse_formula
@@ -184,16 +190,19 @@ def _parent_rows(
     out = []
     if include_parent:
         out.append({"formula": parent.strip(), "parent": parent, "move": "parent", "compensation": "none"})
-    forbidden = set(amounts) | set(excluded) | {mobile_ion}
     moves = []
+    anions = {el for el, q in states.items() if q < 0}
     for site, state in states.items():
         if abs(state - round(state)) > 1e-6:
             continue  # a mixed-valence site: no single ion to replace
+        # the parent's other anions may take an anion site (Cl on S: Li(6-x)PS(5-x)Cl(1+x)); its cations may not
+        forbidden = (set(amounts) - (anions - {site} if state < 0 else set())) | set(excluded) | {mobile_ion}
         for rep in replacements(site, round(state), forbidden=forbidden, allowed=allowed, per_site=per_site):
             moves.append((site, round(state), rep))
     moves.sort(key=lambda m: -m[2].plausibility)
     for site, state, rep in moves:
-        for f in grid:
+        full = analogues and rep.state == state and site != mobile_ion
+        for f in [*grid, 1.0] if full else grid:
             row = _variant(amounts, site, state, rep, f, mobile_ion, states[mobile_ion])
             if row is not None:
                 out.append({**row, "parent": parent})
@@ -212,20 +221,23 @@ def _variant(
     """One candidate: ``rep`` on ``fraction`` of ``site``, the mobile ion compensating (None when out of bounds)."""
     x = fraction * amounts[site]
     extra_charge = (rep.state - state) * x  # e per parent formula unit
-    new = {}
+    new: dict[str, float] = {}
     for element, amount in amounts.items():
-        new[element] = amount - x if element == site else amount
+        new[element] = new.get(element, 0.0) + (amount - x if element == site else amount)
         if element == site:
-            new[rep.symbol] = x
+            new[rep.symbol] = new.get(rep.symbol, 0.0) + x
     if site == mobile_ion and fraction > MAX_MOBILE_SITE_FRACTION + 1e-9:
         return None
     before = amounts[mobile_ion]
     new[mobile_ion] = new[mobile_ion] - extra_charge / mobile_state
     if new[mobile_ion] <= 1e-9 or abs(new[mobile_ion] - before) > MAX_MOBILE_ION_CHANGE * before + 1e-9:
         return None
+    if fraction == 1.0:
+        del new[site]  # an isostructural analogue: the site fully replaced
     if any(v <= 1e-9 for v in new.values()):
         return None
     how = f"{mobile_ion} compensates" if extra_charge else ("solid solution" if rep.solid_solution else "isovalent")
+    how = "analogue (site fully replaced)" if fraction == 1.0 else how
     return {
         "formula": "".join(f"{el}{_amount(v)}" for el, v in new.items()),
         "move": f"{rep.symbol} on {site}, x={_amount(x) or 1}, {how}",

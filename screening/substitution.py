@@ -13,9 +13,15 @@ try in an electrolyte:
   statistics, as in :mod:`screening.charge_balance`), so no Rh2+ or Pd3+;
 - its element is not excluded (the ranking's exclusion list: radioactive, toxic, noble gases), not already in the
   parent, not hydrogen, not the mobile ion;
-- ``plausibility`` multiplies the probability by :data:`OPEN_SHELL_WEIGHT` for ions with a partly filled d shell
-  (Fe3+, Mn3+, Cr3+): an electrolyte must be an electronic insulator, and d0/d10 and main-group ions (Ta5+, Nb5+,
-  Ga3+, Al3+, Sn4+) are what doped electrolytes are made of.
+- ``plausibility`` ranks the replacements of a site. Hautier's probabilities are learned from whole-structure
+  substitutions and rank the aliovalent dopants of electrolytes (Ta5+ or Nb5+ for Zr4+, Al3+ for Ti4+) very low, so
+  they enter to the power :data:`PROBABILITY_EXPONENT` (0.1), times two textbook factors: the size match of the ions
+  (Goldschmidt's rule: a Gaussian in the relative difference of Shannon ionic radii, width
+  :data:`RADIUS_TOLERANCE`, pymatgen's radii) and :data:`OPEN_SHELL_WEIGHT` for ions with a partly filled d shell
+  (Fe3+, Mn3+, Cr3+: an electrolyte must be an electronic insulator; d0/d10 and main-group ions, Ta5+, Ga3+, Al3+,
+  Sn4+, are what doped electrolytes are made of). Ions without a Shannon radius in pymatgen are not proposed. The
+  exponent, the tolerance and the default number of replacements per site were chosen on
+  ``benchmarks/generate_recall.py`` (recall of the known doped variants of ten parents).
 
 Mixed-anion solid solutions (halides F/Cl/Br/I, chalcogenides O/S/Se) are always proposed, whatever their rank.
 """
@@ -23,6 +29,8 @@ Mixed-anion solid solutions (halides F/Cl/Br/I, chalcogenides O/S/Se) are always
 from __future__ import annotations
 
 import functools
+import math
+import warnings
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, Final
@@ -31,7 +39,9 @@ __all__ = [
     "ANION_FAMILIES",
     "MAX_CHARGE_CHANGE",
     "OPEN_SHELL_WEIGHT",
+    "PROBABILITY_EXPONENT",
     "PROBABILITY_SOURCE",
+    "RADIUS_TOLERANCE",
     "Replacement",
     "closed_shell",
     "replacements",
@@ -44,6 +54,10 @@ PROBABILITY_SOURCE: Final[str] = (
 MAX_CHARGE_CHANGE: Final[int] = 2
 #: Factor on the plausibility of ions with a partly filled d shell (electronic conductors, redox-active).
 OPEN_SHELL_WEIGHT: Final[float] = 0.1
+#: Relative difference of ionic radii at which the size factor of the plausibility is exp(-1/2) (Goldschmidt: 15 %).
+RADIUS_TOLERANCE: Final[float] = 0.15
+#: Power of the substitution probability in the plausibility (small: it ranks aliovalent dopants far too low).
+PROBABILITY_EXPONENT: Final[float] = 0.1
 #: Anions that form solid solutions with each other: always proposed on each other's sites.
 ANION_FAMILIES: Final[tuple[frozenset[str], ...]] = (frozenset({"F", "Cl", "Br", "I"}), frozenset({"O", "S", "Se"}))
 
@@ -56,7 +70,8 @@ class Replacement:
         symbol: Element of the dopant.
         state: Its oxidation state, e.
         substitution_probability: P(dopant | site ion) of Hautier et al. (dimensionless, 0..1).
-        plausibility: The probability, times :data:`OPEN_SHELL_WEIGHT` for open-d-shell ions.
+        plausibility: probability ** PROBABILITY_EXPONENT x size match (x :data:`OPEN_SHELL_WEIGHT` for an
+            open-d-shell ion), 0..1.
         solid_solution: An anion of the site's family (Cl/Br/I, O/S), proposed whatever its rank.
     """
 
@@ -79,6 +94,15 @@ def _common_states() -> dict[str, tuple[int, ...]]:
     from sse_screen.screening.charge_balance import COMMON_COMMONALITY, _icsd_lists
 
     return _icsd_lists(COMMON_COMMONALITY)
+
+
+@functools.cache
+def _radius(species: Any) -> float | None:
+    """Shannon ionic radius of a pymatgen Species, Å (None when pymatgen has none)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "No default ionic radius for Cr3+. Using ls data."
+        radius = species.ionic_radius
+    return float(radius) if radius else None
 
 
 def closed_shell(symbol: str, state: int) -> bool:
@@ -121,6 +145,9 @@ def replacements(
         return []
     common = _common_states()
     family = next((f for f in ANION_FAMILIES if symbol in f), frozenset()) if state < 0 else frozenset()
+    radius = _radius(site)
+    if radius is None:
+        return []
     found = []
     for species in model.species:
         element, charge = species.symbol, int(species.oxi_state)
@@ -128,9 +155,14 @@ def replacements(
             continue
         if charge * state <= 0 or abs(charge - state) > MAX_CHARGE_CHANGE or charge not in common.get(element, ()):
             continue
+        size = _radius(species)
+        if size is None:
+            continue
         probability = float(model.cond_prob(species, site))
-        weight = 1.0 if closed_shell(element, charge) else OPEN_SHELL_WEIGHT
-        found.append(Replacement(element, charge, probability, probability * weight, element in family))
+        weight = math.exp(-0.5 * ((size - radius) / radius / RADIUS_TOLERANCE) ** 2)
+        weight *= 1.0 if closed_shell(element, charge) else OPEN_SHELL_WEIGHT
+        score = probability**PROBABILITY_EXPONENT * weight
+        found.append(Replacement(element, charge, probability, score, element in family))
     found.sort(key=lambda r: (-r.plausibility, r.symbol, r.state))
     if allowed is not None or per_site is None:
         return found
