@@ -42,7 +42,7 @@ Verdicts:
   the common anion states the best assignment (Li +1; P +1/+2/+3/+4/+5; O -2) leaves -2 e per LiPO4 formula unit``
   (LiPO4, LiLaO3, Li3PS5, Li6PS5Cl2, Li7PS6Cl, Li4P2S9). Within the tolerance it is a nominal composition off by
   vacancies and only flagged. Thioborates (s-block, B, S, halogens) are exempt: their B-S frameworks hold S-S bridges
-  (Li2B2S5).
+  (Li2B2S5); so are compositions of s-block cations and anions only (NaN, Li3N2: flagged, as before).
 - **Flagged** (kept and ranked) when only tier 2 balances: ``neutral only with B as anion and Li, H as cation ...,
   against the Pauling electronegativity order`` (closo-borates such as Li2B12H12 are real superionic conductors).
 - **Flagged** when it balances only with rare states: not with the states that make at least 1 % of the element's
@@ -76,7 +76,7 @@ import numpy as np
 
 from sse_screen.features.elements import ELEMENT_SYMBOLS, N_ELEMENTS, SYMBOL_INDEX, pymatgen_column
 from sse_screen.features.formula import ParsedBatch
-from sse_screen.screening.polyanions import S_BLOCK_CATIONS, polyanion_salts, thioborates
+from sse_screen.screening.polyanions import S_BLOCK_CATIONS, polyanion_salts, s_block_only, thioborates
 
 __all__ = [
     "MAX_SIGN_ELEMENTS",
@@ -395,7 +395,8 @@ def _excess_anion_rejections(
     """Rows of ``rows`` (balanced) that need an anion above its normal state by more than the vacancy tolerance."""
     if not len(rows):
         return {}
-    rows = rows[~thioborates(batch)[rows]]
+    exempt = thioborates(batch) | s_block_only(batch, tuple(NORMAL_ANION_STATES))  # only other cations are judged
+    rows = rows[~exempt[rows]]
     sub = _rows(batch, rows)
     strict = charge_balance(sub, charge_tolerance=charge_tolerance, normal_anions=True, pauling_only=True)
     atoms = np.where(sub.mask, sub.amount, 0.0).sum(axis=1)

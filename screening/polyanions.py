@@ -17,7 +17,7 @@ import numpy as np
 from sse_screen.features.elements import N_ELEMENTS, SYMBOL_INDEX
 from sse_screen.features.formula import ParsedBatch
 
-__all__ = ["POLYANIONS", "S_BLOCK_CATIONS", "polyanion_salts", "thioborates"]
+__all__ = ["POLYANIONS", "S_BLOCK_CATIONS", "polyanion_salts", "s_block_only", "thioborates"]
 
 #: Element -> (charge per atom of the element, e; name) of its polyatomic anions.
 POLYANIONS: Final[dict[str, tuple[tuple[float, str], ...]]] = {
@@ -74,3 +74,10 @@ def thioborates(batch: ParsedBatch) -> np.ndarray:
     inside = (allowed[batch.index] | ~batch.mask).all(axis=1)
     present = np.where(batch.mask, batch.index, -1)
     return inside & (present == SYMBOL_INDEX["B"]).any(axis=1) & (present == SYMBOL_INDEX["S"]).any(axis=1)
+
+
+def s_block_only(batch: ParsedBatch, anions: tuple[str, ...]) -> np.ndarray:
+    """(n,) bool: every element is an s-block cation or one of ``anions`` (NaN, Li3N2: not judged as excess)."""
+    allowed = np.zeros(N_ELEMENTS, dtype=bool)
+    allowed[[SYMBOL_INDEX[s] for s in (*S_BLOCK_CATIONS, *anions)]] = True
+    return (allowed[batch.index] | ~batch.mask).all(axis=1)

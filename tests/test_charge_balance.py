@@ -85,6 +85,12 @@ def test_excess_anion_compositions_are_rejected_with_the_reason(formula: str, ex
     assert expected in row["reason"]
 
 
+def test_s_block_compositions_are_not_judged_as_excess_anion() -> None:
+    out = run_checks(["NaN", "Li3N2"], config=CheckConfig(mobile_ion="Na"))
+    assert out["reason"].tolist() == ["", "contains no Na (mobile ion)"]  # flagged as rare states, not rejected
+    assert out["warnings"].str.startswith("balanced only with less common oxidation states").all()
+
+
 def test_impossible_compositions_stay_rejected() -> None:
     out = run_checks(list(IMPOSSIBLE))
     assert (out["status"] == "rejected").all()
