@@ -29,8 +29,10 @@ from sse_screen.screening.api_io import (
     PredictRequest,
     RankOptionsIn,
     RankRequest,
+    VariantsRequest,
     check_input_columns,
     dataframe_response,
+    generate_variants,
     multipart_schema,
     read_request_table,
     validate_options,
@@ -164,6 +166,29 @@ def create_app(
         notices = [n for n in (mobile_ion_notice(options.mobile_ion),) if n]
         return dataframe_response(
             result, format=format, filename="ranked.csv", models=_describe(request.app), notices=notices
+        )
+
+    @app.post("/api/rank-variants", dependencies=auth, summary="Generate the variants of parents and rank them")
+    async def rank_variants(
+        request: Request, body: VariantsRequest, format: Literal["json", "csv"] = Query("json")
+    ) -> Response:
+        """``sse-screen rank --generate``: doped and substituted variants of ``parents`` (the parents included), ranked.
+
+        The generated columns (``move``, ``parent``, ``dopant_fraction``, ``plausibility``, ``known_as``, ...) come
+        with the ranking's; a parent that cannot be used is a row with its reason. At most ``max_rows`` rows.
+        """
+        from sse_screen.screening.mobile_ion import mobile_ion_notice
+        from sse_screen.screening.rank import RankOptions, rank_candidates
+
+        fields = set(VariantsRequest.model_fields) - set(RankOptionsIn.model_fields)
+        options = RankOptions(**body.model_dump(exclude=fields))
+        await anyio.to_thread.run_sync(validate_options, options)
+        table = await _run(request, partial(generate_variants, body, options, settings.max_rows))
+        job = partial(rank_candidates, table, request.app.state.models, options=options)
+        result = await _run(request, job)
+        notices = [n for n in (mobile_ion_notice(options.mobile_ion),) if n]
+        return dataframe_response(
+            result, format=format, filename="variants-ranked.csv", models=_describe(request.app), notices=notices
         )
 
     @app.post("/api/predict", dependencies=auth, openapi_extra=_body_doc(PredictRequest), summary="Predict only")

@@ -69,6 +69,16 @@ class RankRequest(RankOptionsIn):
     formulas: Formulas
 
 
+class VariantsRequest(RankOptionsIn):
+    """JSON body of ``POST /api/rank-variants``: parents to generate from (:mod:`screening.generate`), then rank."""
+
+    parents: list[str] = Field(min_length=1, max_length=50, description="Parent formulas, e.g. ['Li6PS5Cl']")
+    fractions: list[FiniteFloat] | None = Field(None, description="Fractions of a site given to a dopant, in (0, 1)")
+    max_candidates: int | None = Field(None, ge=1, description="Keep the N most plausible variants")
+    dopants: list[str] | None = Field(None, description="Allow-list of dopant elements")
+    dopants_per_site: int | None = Field(None, ge=1, le=100, description="Replacement ions tried per site")
+
+
 class PredictOptionsIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -299,3 +309,23 @@ def dataframe_response(
     )
     rows = clean.to_json(orient="records", double_precision=10, default_handler=str)
     return Response(f'{head[:-1]}, "rows": {rows}}}'.encode(), media_type="application/json")
+
+
+def generate_variants(body: VariantsRequest, options: Any, max_rows: int) -> pd.DataFrame:
+    """The candidates of ``POST /api/rank-variants`` (:func:`screening.generate.generate_candidates`), at most
+    ``max_rows`` rows; bad generation options are a 422."""
+    from sse_screen.screening.generate import DEFAULT_DOPANTS_PER_SITE, DEFAULT_FRACTIONS, generate_candidates
+
+    budget = max(max_rows - len(body.parents), 1)
+    try:
+        return generate_candidates(
+            body.parents,
+            fractions=DEFAULT_FRACTIONS if body.fractions is None else body.fractions,
+            max_candidates=min(body.max_candidates or budget, budget),
+            dopants=body.dopants,
+            exclude=options.exclusions,
+            mobile_ion=options.mobile_ion,
+            dopants_per_site=body.dopants_per_site or DEFAULT_DOPANTS_PER_SITE,
+        )
+    except ValueError as exc:
+        raise unprocessable(f"invalid generation options: {exc}") from None

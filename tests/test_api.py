@@ -407,3 +407,31 @@ def test_server_side_value_error_is_a_500_with_a_log_line_and_zips_leave_nothing
             assert rows[0]["cif_path"] == f"s.zip:{CIFS[0].name}" and rows[0]["formula"]
         assert atexit._ncallbacks() == handlers
         assert set(Path(tempfile.gettempdir()).glob("sse-screen-*")) <= before
+
+
+def test_rank_variants_generates_with_the_same_function_and_ranks(client: httpx.Client, locked_server: str) -> None:
+    from sse_screen.screening.generate import generate_candidates
+
+    answer = client.post("/api/rank-variants", json={"parents": ["Li3YCl6", "Xx"], "max_candidates": 8})
+    assert answer.status_code == 200, answer.text
+    data = answer.json()
+    assert {"move", "parent", "plausibility", "known_as", "status"} <= set(data["columns"])
+    rows = pd.DataFrame(data["rows"])
+    expected = generate_candidates(["Li3YCl6", "Xx"], max_candidates=8)
+    assert sorted(rows["formula"]) == sorted(expected["formula"])  # the pure function's candidates, ranked
+    assert data["summary"]["ranked"] == 9 and data["summary"]["invalid"] == 1
+    _assert_clean_error(
+        client.post("/api/rank-variants", json={"parents": ["Li3PS4"], "dopants": ["Qq"]}),
+        422,
+        "unknown element symbols: Qq",
+    )
+    assert client.post("/api/rank-variants", json={"parents": []}).status_code == 422
+    csv = client.post("/api/rank-variants?format=csv", json={"parents": ["Li3PS4"], "max_candidates": 3})
+    assert csv.status_code == 200 and csv.text.count("\n") == 5 and "move" in csv.text.splitlines()[0]
+    capped = httpx.post(
+        f"{locked_server}/api/rank-variants",
+        json={"parents": ["Li6PS5Cl"], "explain": False},
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        timeout=120,
+    )
+    assert capped.status_code == 200 and capped.json()["summary"]["rows"] == 50  # the server's row limit

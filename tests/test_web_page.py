@@ -188,3 +188,21 @@ def test_token_protected_api_asks_for_the_token(browser, pytestconfig: pytest.Co
     page.wait_for_selector("#ranked tbody tr")
     assert _column(page, "formula") == ["Li3PS4"] and page.locator("#error").is_hidden()
     context.close()
+
+
+def test_variants_of_a_parent_are_generated_and_ranked(page, server: str) -> None:
+    page.fill("#parents", "Li6PS5Cl, Xx2O")
+    page.fill("#max_candidates", "12")
+    page.click("#rank-button")
+    page.wait_for_selector("#ranked tbody tr")
+    page.check("#show-all")
+    formulas, moves, statuses = _column(page, "formula"), _column(page, "move"), _column(page, "status")
+    assert statuses.count("ranked") == 13  # the parent and its 12 most plausible variants
+    assert moves[formulas.index("Li6PS5Cl")] == "parent"
+    assert any(m.endswith(("Li compensates", "solid solution", "isovalent")) for m in moves)
+    reasons = _column(page, "reason")
+    assert "unknown element symbol 'Xx'" in reasons[formulas.index("Xx2O")]  # a bad parent is a row, not a failure
+    import httpx
+
+    bad = httpx.post(f"{server}/api/rank-variants", json={"parents": ["Li3PS4"], "fractions": [1.5]}, timeout=60)
+    assert bad.status_code == 422 and "strictly between 0 and 1" in bad.json()["detail"]

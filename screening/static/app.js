@@ -7,6 +7,7 @@ const COLUMNS = [
   // [key, header, kind, title]
   ["rank", "rank", "int", "Position by the chosen ranking (ranked rows only)"],
   ["formula", "formula", "text", "Candidate formula"],
+  ["move", "move", "text", "How a generated variant was made from its parent (Ta on Zr, x=0.25, Li compensates)"],
   ["known_log10_sigma_s_per_cm", "known", "known", "What is already known about this composition: measured conductivity (OBELiX), Materials Project E_hull and band gap; point to a cell for the sources"],
   ["status", "status", "status", "ranked, rejected (a check failed) or invalid (cannot be read)"],
   ["reason", "reason", "text", "Why the row was rejected or is invalid"],
@@ -62,6 +63,18 @@ function buildRequest() {
     form.append("options", JSON.stringify(options()));
     return { body: form, headers: {}, label: "Uploading and ranking " + file.name };
   }
+  const parents = $("parents").value.split(",").map((s) => s.trim()).filter((s) => s !== "");
+  if (parents.length) {
+    const body = Object.assign({ parents }, options());
+    const max = numberOrNull("max_candidates");
+    if (max !== null) body.max_candidates = max;
+    return {
+      url: "/api/rank-variants",
+      body: JSON.stringify(body),
+      headers: { "Content-Type": "application/json" },
+      label: "Generating and ranking the variants of " + parents.join(", "),
+    };
+  }
   const formulas = $("formulas").value.split(/\r?\n/).map((s) => s.trim()).filter((s) => s !== "");
   if (!formulas.length) return null;
   const n = formulas.length.toLocaleString();
@@ -90,7 +103,7 @@ async function errorMessage(response) {
 
 async function post(request, format) {
   state.abort = new AbortController();
-  const url = "/api/rank" + (format === "csv" ? "?format=csv" : "");
+  const url = (request.url || "/api/rank") + (format === "csv" ? "?format=csv" : "");
   return fetch(url, {
     method: "POST", body: request.body, headers: headers(request.headers), signal: state.abort.signal,
   });
@@ -119,7 +132,7 @@ async function rank(event) {
   event.preventDefault();
   showError("");
   const request = buildRequest();
-  if (!request) { showError("Paste at least one formula or choose a file."); return; }
+  if (!request) { showError("Paste at least one formula, choose a file or name a parent."); return; }
   const stop = startProgress(request.label);
   try {
     const response = await post(request, "json");
