@@ -131,11 +131,16 @@ def _build_parser() -> argparse.ArgumentParser:
             "(Hautier et al. 2011 substitution probabilities shipped with pymatgen; common oxidation states; "
             "isovalent and aliovalent, cation and anion sites; Cl/Br/I and O/S solid solutions) on a grid of "
             "fractions, aliovalent moves compensated by the mobile-ion content. Deduplicated by composition across "
-            "parents; every candidate passes the charge-balance check. Rank the output with `sse-screen rank`, or "
-            "in one step with `sse-screen rank --generate PARENTS`."
+            "parents; every candidate passes the charge-balance check. CIF parents (.cif paths or a folder) give "
+            "each variant a disordered structure (partial occupancies) written next to OUTPUT in OUTPUT_cifs/, "
+            "named in the cif_path column. Rank the output with `sse-screen rank`, or in one step with "
+            "`sse-screen rank --generate PARENTS`."
         ),
     )
-    gen.add_argument("parents", help="parent formulas, comma-separated (Li7La3Zr2O12,Li6PS5Cl), or a file of them")
+    gen.add_argument(
+        "parents",
+        help="parent formulas, comma-separated (Li7La3Zr2O12,Li6PS5Cl), a file of them, .cif paths or a folder of CIFs",
+    )
     gen.add_argument("-o", "--output", required=True, help="output file: .parquet, .csv or .json")
     _add_generate_options(gen)
     gen.add_argument("-q", "--quiet", action="store_true", help="no summary")
@@ -200,10 +205,22 @@ def _generate(args: argparse.Namespace, parents_text: str, *, prefix: str = "") 
         return getattr(args, prefix.replace("-", "_") + name)
 
     path = Path(parents_text)
-    if path.suffix.lower() in {".csv", ".tsv", ".txt", ".parquet", ".pq"} or path.is_dir():
-        parents = read_candidates(path, formula_column=getattr(args, "formula_column", "formula"))["formula"].tolist()
+    if path.is_dir():  # a folder of CIF parents
+        parents = sorted(str(p) for p in path.rglob("*") if p.suffix.lower() == ".cif" and p.is_file())
+        if not parents:
+            raise UserError(f"{path}: holds no .cif files")
+    elif path.suffix.lower() in {".csv", ".tsv", ".txt", ".parquet", ".pq"}:
+        table = read_candidates(path, formula_column=getattr(args, "formula_column", "formula"))
+        cifs = table["cif_path"] if "cif_path" in table.columns else [""] * len(table)
+        parents = [c if c and not f else f for f, c in zip(table["formula"], cifs, strict=True)]
     else:
         parents = [p.strip() for p in parents_text.split(",")]
+    output = getattr(args, "output", None)
+    cif_dir = Path(output).with_name(Path(output).stem + "_cifs") if output else None
+    if cif_dir is None and any(p.lower().endswith(".cif") for p in parents):
+        import tempfile
+
+        cif_dir = Path(tempfile.mkdtemp(prefix="sse-screen-variants-"))
     try:
         fractions = [float(f) for f in _symbols(option("fractions")) or DEFAULT_FRACTIONS]
     except ValueError:
@@ -219,6 +236,7 @@ def _generate(args: argparse.Namespace, parents_text: str, *, prefix: str = "") 
             exclude=exclusions,
             mobile_ion=getattr(args, "mobile_ion", None) or "Li",
             dopants_per_site=DEFAULT_DOPANTS_PER_SITE if per_site is None else per_site,
+            cif_dir=cif_dir if any(p.lower().endswith(".cif") for p in parents) else None,
         )
     except ValueError as exc:
         raise UserError(str(exc)) from None

@@ -29,6 +29,7 @@ assignment) gives one row with its reason in ``parent_error`` and ``formula`` as
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Final
 
 import numpy as np
@@ -67,6 +68,7 @@ GENERATED_COLUMNS: Final[tuple[str, ...]] = (
     "probability_source",
     "known_as",
     "parent_error",
+    "cif_path",
 )
 
 
@@ -81,6 +83,7 @@ def generate_candidates(
     dopants_per_site: int | None = DEFAULT_DOPANTS_PER_SITE,
     include_parents: bool = True,
     analogues: bool = True,
+    cif_dir: str | Path | None = None,
 ) -> pd.DataFrame:
     """Doped and substituted variants of ``parents`` (module docstring), one row per distinct composition.
 
@@ -94,6 +97,9 @@ def generate_candidates(
         mobile_ion: The element whose content compensates aliovalent moves (must be in every parent).
         dopants_per_site: Replacement ions tried per site (None: every one that passes the filters).
         include_parents: Start each parent's rows with the parent itself (``move = "parent"``), for comparison.
+        cif_dir: Folder for the structures of the variants of CIF parents (a parent given as a path ending in
+            ``.cif``; :mod:`screening.generate_structures`); None: their variants get no structure (``cif_path``
+            empty), the parent rows keep their own CIF.
         analogues: Also replace a site fully by each isovalent ion (``dopant_fraction`` 1: Li3ErCl6 from Li3YCl6,
             Li6PS5Br from Li6PS5Cl), the isostructural analogues.
 
@@ -123,10 +129,23 @@ def generate_candidates(
     if unknown:
         raise ValueError(f"unknown element symbols: {', '.join(unknown)}")
     rows: list[dict[str, object]] = []
+    cif_parents: dict[str, tuple[str, object]] = {}
     for parent in parents:
+        formula = parent
+        if isinstance(parent, str) and parent.strip().lower().endswith(".cif"):
+            from sse_screen.features.structure import StructureError
+            from sse_screen.screening.generate_structures import read_parent_cif
+
+            try:
+                cif_parents[parent] = read_parent_cif(parent.strip())
+            except StructureError as exc:
+                rows.append(_error_row(parent, f"cannot use parent {parent!r}: {exc}"))
+                continue
+            formula = cif_parents[parent][0]
         rows.extend(
             _parent_rows(
-                parent,
+                formula,
+                label=parent,
                 grid=grid,
                 excluded=excluded,
                 allowed=allowed,
@@ -136,13 +155,18 @@ def generate_candidates(
                 analogues=analogues,
             )
         )
-    table = pd.DataFrame(rows, columns=[c for c in GENERATED_COLUMNS if c != "known_as"])
+    table = pd.DataFrame(rows, columns=[c for c in GENERATED_COLUMNS if c not in ("known_as", "cif_path")])
     if table.empty:
         table["parent_error"] = table["parent_error"].astype(object)
     table = _dedupe_and_limit(table, max_candidates)
     failed = _failed_checks(table, excluded, mobile_ion)
     table = table[~failed].reset_index(drop=True)
     table.insert(GENERATED_COLUMNS.index("known_as"), "known_as", _known_as(table))
+    table["cif_path"] = ""
+    if cif_parents and cif_dir is not None:
+        from sse_screen.screening.generate_structures import write_variant_cifs
+
+        table["cif_path"] = write_variant_cifs(table, cif_parents, Path(cif_dir), mobile_ion=mobile_ion)
     table.attrs.update(substitution_probability_source=PROBABILITY_SOURCE, failed_checks=int(failed.sum()))
     return table
 
@@ -160,6 +184,7 @@ def _error_row(parent: object, reason: str) -> dict[str, object]:
 def _parent_rows(
     parent: object,
     *,
+    label: object,
     grid: list[float],
     excluded: Mapping[str, str],
     allowed: frozenset[str] | None,
@@ -173,23 +198,23 @@ def _parent_rows(
     from sse_screen.screening.oxidation import OxidationError, assign_oxidation_states
 
     if not isinstance(parent, str) or not parent.strip():
-        return [_error_row(parent, "empty parent formula" if isinstance(parent, str) else "parent is not a formula")]
+        return [_error_row(label, "empty parent formula" if isinstance(parent, str) else "parent is not a formula")]
     try:
         amounts = parse_formula(parent.strip())
     except FormulaError as exc:
-        return [_error_row(parent, f"cannot use parent {parent!r}: {exc}")]
+        return [_error_row(label, f"cannot use parent {label!r}: {exc}")]
     if mobile_ion not in amounts:
-        return [_error_row(parent, f"parent {parent!r} contains no {mobile_ion} (mobile ion)")]
+        return [_error_row(label, f"parent {label!r} contains no {mobile_ion} (mobile ion)")]
     bad = [f"{s} ({excluded[s]})" for s in amounts if s in excluded]
     if bad:
-        return [_error_row(parent, f"parent {parent!r} contains excluded elements: {', '.join(bad)}")]
+        return [_error_row(label, f"parent {label!r} contains excluded elements: {', '.join(bad)}")]
     try:
         states = assign_oxidation_states(amounts)
     except OxidationError as exc:
-        return [_error_row(parent, f"parent {parent!r}: {exc}")]
+        return [_error_row(label, f"parent {label!r}: {exc}")]
     out = []
     if include_parent:
-        out.append({"formula": parent.strip(), "parent": parent, "move": "parent", "compensation": "none"})
+        out.append({"formula": parent.strip(), "parent": label, "move": "parent", "compensation": "none"})
     moves = []
     anions = {el for el, q in states.items() if q < 0}
     for site, state in states.items():
@@ -205,7 +230,7 @@ def _parent_rows(
         for f in [*grid, 1.0] if full else grid:
             row = _variant(amounts, site, state, rep, f, mobile_ion, states[mobile_ion])
             if row is not None:
-                out.append({**row, "parent": parent})
+                out.append({**row, "parent": label})
     return out
 
 

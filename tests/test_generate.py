@@ -182,3 +182,26 @@ def test_cli_rank_generate_carries_the_generated_columns(tmp_path: Path) -> None
     assert bad["parent_error"] == "parent 'NaCl' contains no Li (mobile ion)"
     both = cli("rank", str(ROOT / "examples" / "candidates.csv"), "--generate", "Li3PS4")
     assert both.returncode == 2 and "either an INPUT file or --generate PARENTS" in both.stderr
+
+
+def test_cif_parents_give_disordered_structures_that_rank_reads(tmp_path: Path) -> None:
+    from sse_screen.features.canonical import canonical_key
+    from sse_screen.features.structure import read_cif
+    from sse_screen.screening.structures import read_structures
+
+    cif = ROOT / "data" / "obelix" / "randomized_cifs" / "ei3.cif"  # Li3YCl6
+    out = generate_candidates(
+        [str(cif), "Li3PS4", str(tmp_path / "missing.cif")], dopants=["Zr", "Br"], cif_dir=tmp_path
+    )
+    assert out.loc[out["move"] == "parent", "cif_path"].tolist() == [str(cif.resolve()), ""]
+    assert "missing.cif: file not found" in out["parent_error"].iloc[-1]
+    zr = _row(out, "Li2.5Y0.5Zr0.5Cl6")
+    structure = read_cif(zr["cif_path"])
+    assert canonical_key(structure.composition.get_el_amt_dict()) == canonical_keys(["Li2.5Y0.5Zr0.5Cl6"])[0]
+    mixed = [s.species.get_el_amt_dict() for s in structure if not s.is_ordered]
+    assert {"Y": 0.5, "Zr": 0.5} in mixed  # Zr on half of every Y site
+    assert (out.loc[out["parent"] == "Li3PS4", "cif_path"] == "").all()  # formula parents: no structure
+    with_cif = out[out["cif_path"] != ""]
+    assert len(with_cif) > 10 and with_cif["cif_path"].map(lambda p: Path(p).is_file()).all()
+    structures, errors, _ = read_structures(with_cif.reset_index(drop=True))
+    assert errors == [None] * len(with_cif) and all(s is not None for s in structures)
