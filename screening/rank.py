@@ -99,15 +99,63 @@ def rank_candidates(
     options = options or RankOptions()
     table = table.reset_index(drop=True)
     candidates = parse_candidates(table)
+    ranked, features = rank_rows(table, models, options=options, candidates=candidates, on_progress=on_progress)
+    ranked = ranked.iloc[sort_order(ranked)].reset_index(drop=True)
+    if options.explain:
+        ranked = _add_drivers(ranked, models, candidates, features)
+    ranked = blank_conductivity(ranked, options.mobile_ion)  # api helper: no Li-trained σ or drivers for other ions
+    return ranked
+
+
+def rank_rows(
+    table: pd.DataFrame,
+    models: Mapping[str, Any],
+    *,
+    options: RankOptions,
+    candidates: Candidates | None = None,
+    first_rows: np.ndarray | None = None,
+    row_offset: int = 0,
+    max_fronts: int | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """The row-wise part of :func:`rank_candidates` (checks, predictions, status, score) in input order, unsorted.
+
+    Also what each partition of a Parquet dataset runs (:mod:`screening.partitioned`): with ``first_rows`` (input
+    position of the first row of the whole input with the same composition, -1 for none) duplicates are found
+    across partitions; a duplicate whose first row is in another partition is predicted itself (the same
+    composition gets the same prediction). ``pareto_rank`` and ``rank`` are those of ``table`` alone.
+
+    Args:
+        table: Candidates with a RangeIndex.
+        models: Task -> fitted model.
+        options: Checks, limits, weights and ranking mode.
+        candidates: ``parse_candidates(table)`` when the caller has it.
+        first_rows: See above; None finds duplicates within ``table``.
+        row_offset: Input position of the first row of ``table`` (``input_row`` counts from it).
+        max_fronts: Passed to :func:`screening.ranking.rank_table`.
+        on_progress: Called with the number of input rows predicted after each chunk.
+
+    Returns:
+        The ranking columns of :func:`rank_candidates` without drivers, in input order, and the batch's feature
+        table (see :func:`screening.predict.predict_candidates`).
+    """
+    candidates = candidates or parse_candidates(table)
     checks = run_checks(candidates.formulas, config=options.check_config())
     n = len(table)
-    comp = checks["composition_id"].to_numpy()
-    first = pd.Series(np.arange(n)).groupby(comp).transform("min").to_numpy() if n else np.zeros(0, dtype=int)
-    duplicate = (comp >= 0) & (first != np.arange(n))
+    if first_rows is None:
+        comp = checks["composition_id"].to_numpy()
+        first = pd.Series(np.arange(n)).groupby(comp).transform("min").to_numpy() if n else np.zeros(0, dtype=int)
+        duplicate = (comp >= 0) & (first != np.arange(n))
+        local = duplicate
+    else:
+        rows = np.asarray(first_rows, dtype=np.int64)
+        duplicate = (rows >= 0) & (rows != row_offset + np.arange(n))
+        local = duplicate & (rows >= row_offset)  # the first row is in this table (it always comes earlier)
+        first = rows - row_offset
     passed = (checks["status"] == "ok").to_numpy() | options.predict_rejected
-    send = passed & ~duplicate
+    send = passed & ~local
     predictions, features = predict_candidates(candidates, models, send=send, on_progress=on_progress)
-    copy = np.flatnonzero(duplicate & (candidates.errors == ""))
+    copy = np.flatnonzero(local & (candidates.errors == ""))
     for column in predictions.columns.drop("error") if len(copy) else ():
         values = predictions[column].to_numpy(copy=True)  # a duplicate shows its original's predictions, copied
         values[copy] = values[first[copy]]
@@ -120,20 +168,23 @@ def rank_candidates(
         mode=options.mode,
         order_by=options.order_by,
         checks=checks.set_axis(predicted.index),
+        first_rows=None if first_rows is None else np.asarray(first_rows, dtype=np.int64),
+        row_offset=row_offset,
+        max_fronts=max_fronts,
     )
-    ranked.insert(0, "input_row", np.arange(len(ranked)))
-    order = np.lexsort(
+    ranked.insert(0, "input_row", row_offset + np.arange(len(ranked)))
+    return ranked, features
+
+
+def sort_order(ranked: pd.DataFrame) -> np.ndarray:
+    """Positions that put a ranking in output order: ranked rows by ``rank``, then rejected, then invalid."""
+    return np.lexsort(
         (
             ranked["input_row"].to_numpy(),
             ranked["rank"].fillna(np.iinfo(np.int64).max).to_numpy(dtype=np.int64),
             ranked["status"].map(STATUS_ORDER).to_numpy(),
         )
     )
-    ranked = ranked.iloc[order].reset_index(drop=True)
-    if options.explain:
-        ranked = _add_drivers(ranked, models, candidates, features)
-    ranked = blank_conductivity(ranked, options.mobile_ion)  # api helper: no Li-trained σ or drivers for other ions
-    return ranked
 
 
 def _add_drivers(

@@ -338,6 +338,8 @@ def rank_table(
     formula_column: str = "formula",
     max_fronts: int | None = None,
     checks: pd.DataFrame | None = None,
+    first_rows: np.ndarray | None = None,
+    row_offset: int = 0,
 ) -> pd.DataFrame:
     """Check, score, Pareto-rank and order a predictions table (the output of ``predict_table``).
 
@@ -363,6 +365,10 @@ def rank_table(
         max_fronts: Report deeper Pareto fronts as ``max_fronts + 1`` (see :func:`pareto_rank`).
         checks: The output of :func:`screening.checks.run_checks` for the same rows with the same ``config``, when
             the caller already ran it (``rank_candidates`` does, for its funnel); None runs the checks here.
+        first_rows: For one partition of a larger input: per row, the 0-based input position of the first row of
+            the whole input with the same composition (-1: no composition); duplicates are then found across
+            partitions and named by input position. None: duplicates are found within ``table``.
+        row_offset: Input position of the partition's first row (with ``first_rows``).
 
     Returns:
         The input columns, ``cost_usd_per_kg`` (USD/kg; added if absent) and :data:`OUTPUT_COLUMNS`: ``status``,
@@ -406,15 +412,22 @@ def rank_table(
     reason = _join(reason, np.where(fail, limits.reason, ""))
     status[fail] = "rejected"
 
-    comp = checks["composition_id"].to_numpy()
-    first_pos = pd.Series(np.arange(n)).groupby(comp).transform("min").to_numpy()
-    dup = (comp >= 0) & (first_pos != np.arange(n)) & (status != "invalid")
     labels = out.index.to_numpy(dtype=object)
-    # messages count rows from 1 like the file (cli helper's edit); a table with its own index labels names them
-    names = np.arange(1, n + 1, dtype=object) if out.index.equals(pd.RangeIndex(n)) else labels
+    if first_rows is None:
+        comp = checks["composition_id"].to_numpy()
+        first_pos = pd.Series(np.arange(n)).groupby(comp).transform("min").to_numpy()
+        dup = (comp >= 0) & (first_pos != np.arange(n)) & (status != "invalid")
+        # messages count rows from 1 like the file (cli helper's edit); a table with its own index labels names them
+        names = np.arange(1, n + 1, dtype=object) if out.index.equals(pd.RangeIndex(n)) else labels
+        first_label = labels[first_pos] if n else labels
+        first_name = names[first_pos] if n else names
+    else:  # one partition of a larger input (screening.partitioned): first rows are positions in the whole input
+        first_pos = np.asarray(first_rows, dtype=np.int64)
+        dup = (first_pos >= 0) & (first_pos != row_offset + np.arange(n)) & (status != "invalid")
+        first_label, first_name = first_pos.astype(object), (first_pos + 1).astype(object)
     dup_reason = np.full(n, "", dtype=object)
     for i in np.flatnonzero(dup):
-        dup_reason[i] = f"duplicate of row {names[first_pos[i]]} (same composition)"
+        dup_reason[i] = f"duplicate of row {first_name[i]} (same composition)"
     reason = _join(dup_reason, reason)
     status[dup] = "rejected"
     status[status == "ok"] = "ranked"
@@ -444,7 +457,7 @@ def rank_table(
         pareto[rows] = front
         rank[rows] = position
     dup_of = pd.array([pd.NA] * n, dtype=object)
-    dup_of[dup] = labels[first_pos[dup]]
+    dup_of[dup] = first_label[dup]
     out["status"] = status
     out["reason"] = reason
     out["warnings"] = warn
