@@ -102,7 +102,7 @@ def rank_candidates(
     ranked, features = rank_rows(table, models, options=options, candidates=candidates, on_progress=on_progress)
     ranked = ranked.iloc[sort_order(ranked)].reset_index(drop=True)
     if options.explain:
-        ranked = _add_drivers(ranked, models, candidates, features)
+        ranked = add_drivers(ranked, models, candidates, features)
     ranked = blank_conductivity(ranked, options.mobile_ion)  # api helper: no Li-trained σ or drivers for other ions
     return ranked
 
@@ -187,7 +187,7 @@ def sort_order(ranked: pd.DataFrame) -> np.ndarray:
     )
 
 
-def _add_drivers(
+def add_drivers(
     ranked: pd.DataFrame, models: Mapping[str, Any], candidates: Candidates, features: pd.DataFrame | None
 ) -> pd.DataFrame:
     """Explain the first :data:`MAX_EXPLAINED_ROWS` ranked rows from the batch's feature table."""

@@ -66,6 +66,18 @@ def read_candidates(path: str | Path, *, formula_column: str = "formula") -> pd.
                 raise InputError(f"{path}: the file holds no formulas")
             return pd.DataFrame({"formula": [line.strip() for line in lines]})
         table = _read_delimited(path, text, sep="\t" if suffix == ".tsv" else ",")
+    table = normalise_candidates(table, path, formula_column=formula_column)
+    if table.empty:
+        raise InputError(f"{path}: the file has a header but no rows")
+    return table
+
+
+def normalise_candidates(table: pd.DataFrame, path: Path, *, formula_column: str = "formula") -> pd.DataFrame:
+    """A table read from ``path`` (or one part of a Parquet dataset) as :func:`read_candidates` returns it.
+
+    Raises:
+        InputError: No formula column (nor ``cif_path`` column).
+    """
     if "cif_path" in table.columns:  # relative CIF paths are relative to the candidate file
         cif = table["cif_path"].astype("string").fillna("").str.strip()
         table["cif_path"] = [str((path.parent / c).resolve()) if c else "" for c in cif]
@@ -76,8 +88,6 @@ def read_candidates(path: str | Path, *, formula_column: str = "formula") -> pd.
         raise InputError(
             f"{path}: no {formula_column!r} column (columns found: {found}); name the column with --formula-column"
         )
-    if table.empty:
-        raise InputError(f"{path}: the file has a header but no rows")
     formulas = table.pop(formula_column).astype("string").fillna("").astype(str).str.strip()
     table.insert(0, "formula", formulas)
     return table
