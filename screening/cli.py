@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pandas as pd
 
+from sse_screen.screening.cli_dataset import add_dataset_arguments
+
 EXIT_USAGE = 2
 
 
@@ -35,12 +37,18 @@ def _build_parser() -> argparse.ArgumentParser:
         help="compute composition features for a list of formulas",
         description=(
             "Compute composition features for every row of INPUT (a CSV/TSV/Parquet file with a formula column, "
-            "or a .txt file with one formula per line). Writes one output row per input row, in order, with the "
+            "or a .txt file with one formula per line, or a Parquet dataset: a folder of part files or a glob). "
+            "Writes one output row per input row, in order, with the "
             "input columns, the features and an 'error' column (empty when the row is fine)."
         ),
     )
     feat.add_argument("input", help="candidate list: .csv, .tsv, .parquet or .txt")
-    feat.add_argument("-o", "--output", required=True, help="output file: .csv, .parquet or .json")
+    feat.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="output file: .csv, .parquet or .json; no extension: a Parquet dataset (folder)",
+    )
     feat.add_argument(
         "--preset",
         default="electrolyte",
@@ -49,6 +57,7 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     feat.add_argument("--formula-column", default="formula", help="name of the formula column (default: formula)")
     feat.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    add_dataset_arguments(feat)
     feat.set_defaults(handler=_cmd_featurize)
 
     pred = sub.add_parser(
@@ -63,9 +72,16 @@ def _build_parser() -> argparse.ArgumentParser:
         ),
     )
     pred.add_argument(
-        "input", help="candidates: .csv/.tsv/.parquet (formula and/or cif_path column), .txt, or a folder/.zip of CIFs"
+        "input",
+        help="candidates: .csv/.tsv/.parquet (formula and/or cif_path column), .txt, a folder/.zip of CIFs, or a "
+        "Parquet dataset (a folder of part files, or a glob)",
     )
-    pred.add_argument("-o", "--output", required=True, help="output file: .csv, .parquet or .json")
+    pred.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="output file: .csv, .parquet or .json; no extension: a Parquet dataset (folder)",
+    )
     pred.add_argument("--formula-column", default="formula", help="name of the formula column (default: formula)")
     pred.add_argument("--stability-model", help="model URI, e.g. models:/sse-screen-stability@champion or a folder")
     pred.add_argument("--band-gap-model", help="model URI, e.g. models:/sse-screen-band-gap@champion or a folder")
@@ -73,6 +89,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "--conductivity-model", help="model URI, e.g. models:/sse-screen-conductivity@champion or a folder"
     )
     pred.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    add_dataset_arguments(pred)
     pred.set_defaults(handler=_cmd_predict)
 
     rank = sub.add_parser(
@@ -89,7 +106,8 @@ def _build_parser() -> argparse.ArgumentParser:
     rank.add_argument(
         "input",
         nargs="?",
-        help="candidates: .csv/.tsv/.parquet (formula and/or cif_path column), .txt, or a folder/.zip of CIFs",
+        help="candidates: .csv/.tsv/.parquet (formula and/or cif_path column), .txt, a folder/.zip of CIFs, or a "
+        "Parquet dataset (a folder of part files, or a glob)",
     )
     rank.add_argument(
         "--generate",
@@ -97,7 +115,11 @@ def _build_parser() -> argparse.ArgumentParser:
         help="rank the variants of PARENTS (as `sse-screen generate PARENTS`) instead of an input file",
     )
     _add_generate_options(rank, prefix="generate-")
-    rank.add_argument("-o", "--output", help="output file: .csv (default), .parquet, .json or .html (a report)")
+    rank.add_argument(
+        "-o",
+        "--output",
+        help="output: .csv, .parquet, .json or .html (a report); no extension: a Parquet dataset (folder)",
+    )
     rank.add_argument("--top", type=int, help="keep only the first N rows of the ranked output (printed: 20 if unset)")
     rank.add_argument("--config", help="TOML file with a [rank] table of the options below (flags win)")
     rank.add_argument("--formula-column", default="formula", help="name of the formula column (default: formula)")
@@ -120,6 +142,7 @@ def _build_parser() -> argparse.ArgumentParser:
     for task in ("stability", "band-gap", "conductivity"):
         rank.add_argument(f"--{task}-model", help=f"{task} model URI (default: env var, else the shipped model)")
     rank.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    add_dataset_arguments(rank)
     rank.set_defaults(handler=_cmd_rank)
 
     gen = sub.add_parser(
@@ -262,6 +285,10 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _cmd_featurize(args: argparse.Namespace) -> int:
+    from sse_screen.screening import cli_dataset
+
+    if cli_dataset.wants_dataset(args):
+        return cli_dataset.run("featurize", args)
     from sse_screen.screening.featurize import featurize_table
     from sse_screen.screening.progress import progress_reporter
     from sse_screen.screening.table_io import read_candidates, write_table
@@ -281,6 +308,10 @@ def _cmd_featurize(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
+    from sse_screen.screening import cli_dataset
+
+    if cli_dataset.wants_dataset(args):
+        return cli_dataset.run("predict", args)
     from sse_screen.screening.predict import load_models, predict_table
     from sse_screen.screening.progress import progress_reporter
     from sse_screen.screening.table_io import read_candidates, write_table
@@ -350,9 +381,13 @@ def _cmd_rank(args: argparse.Namespace) -> int:
     options = _rank_options(args)
     if (args.input is None) == (args.generate is None):
         raise UserError("give either an INPUT file or --generate PARENTS")
+    from sse_screen.screening import cli_dataset
+
     if args.generate is not None:
         table = _generate(args, args.generate, prefix="generate-")
         source = f"variants of {args.generate}"
+    elif cli_dataset.wants_dataset(args):
+        return cli_dataset.run("rank", args, options=options)
     else:
         table = read_candidates(args.input, formula_column=args.formula_column)
         source = args.input
