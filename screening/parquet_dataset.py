@@ -211,8 +211,8 @@ def unify_schemas(schemas: list):
 def to_arrow(table: pd.DataFrame, schema=None):
     """A pandas table as an Arrow table; with ``schema``, its columns cast to the schema's types.
 
-    A column that is all missing where the schema has text holds "" (what :func:`screening.predict.blank` writes
-    into a text column of a batch where some rows were predicted).
+    A float column that is all missing where the schema has text holds "" (:func:`screening.predict.blank` writes
+    NaN into a text column of a batch where nothing was predicted, "" where some rows were).
     """
     import pyarrow as pa
 
@@ -225,7 +225,7 @@ def to_arrow(table: pd.DataFrame, schema=None):
             continue
         column = table[field.name]
         if pa.types.is_string(field.type) or pa.types.is_large_string(field.type):
-            if column.isna().all() and not pd.api.types.is_string_dtype(column):
+            if pd.api.types.is_float_dtype(column) and column.isna().all():
                 table[field.name] = ""
             elif not (pd.api.types.is_object_dtype(column) or pd.api.types.is_string_dtype(column)):
                 table[field.name] = (
@@ -234,6 +234,15 @@ def to_arrow(table: pd.DataFrame, schema=None):
     arrow = pa.Table.from_pandas(table[schema.names], preserve_index=False)
     columns = [arrow[n].cast(f.type) for n, f in zip(schema.names, schema, strict=True)]
     return pa.table(columns, schema=schema.with_metadata(arrow.schema.metadata))  # pandas dtypes (Int64) kept
+
+
+def part_schema(table: pd.DataFrame):
+    """The Arrow schema of a part, with columns that hold no value at all typed null (they take any type)."""
+    import pyarrow as pa
+
+    arrow = to_arrow(table)
+    fields = [pa.field(f.name, pa.null()) if arrow[f.name].null_count == len(arrow) else f for f in arrow.schema]
+    return pa.schema(fields)
 
 
 def piece_row_counts(pieces: list[Piece]) -> np.ndarray:

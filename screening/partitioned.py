@@ -173,7 +173,7 @@ def rank_partition(
         scores=ranked["score"].to_numpy(dtype=np.float64)[is_ranked],
         candidate_rows=ranked["input_row"].to_numpy(dtype=np.int64)[in_front],
         candidate_values=values,
-        schema=pds.to_arrow(ranked).schema,
+        schema=pds.part_schema(ranked),
         counts=ranked["status"].value_counts().to_dict(),
     )
 
@@ -310,7 +310,7 @@ def map_partition(kind: str, piece: pds.Piece, models: ModelSpec | dict | None, 
 
         result = featurize_table(table, preset=preset)
     pds.write_part(result, staging, piece.index)
-    return pds.to_arrow(result).schema, int((result["error"] != "").sum())
+    return pds.part_schema(result), int((result["error"] != "").sum())
 
 
 def conform_partition(index: int, staging: str, output: str, schema: Any) -> int:

@@ -1,0 +1,143 @@
+"""Parquet datasets on a real dask.distributed LocalCluster (2 worker processes): the same answer as one process.
+
+The workers load the shipped models once each (screening.distributed.ModelsPlugin); the reference is
+``rank_candidates``/``predict_table``/``featurize_table`` on the whole table in this process with the same models.
+One cluster serves the module; the fault test kills one of its worker processes (its nanny starts a new one).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+from rank_1m import candidate_formulas, diverse_formulas  # noqa: E402
+
+from sse_screen.screening.cli import main  # noqa: E402
+from sse_screen.screening.distributed import map_dataset, rank_dataset  # noqa: E402
+from sse_screen.screening.featurize import featurize_table  # noqa: E402
+from sse_screen.screening.partitioned import EXACT_FRONTS, read_ranking  # noqa: E402
+from sse_screen.screening.predict import load_models, predict_table  # noqa: E402
+from sse_screen.screening.rank import RankOptions, rank_candidates  # noqa: E402
+
+BAD = ["", "Xx2O", "NaCl", "Li2PbO3", "LiO3", "Li((", "=HYPERLINK()", "Li" * 400, "li3ps4", "Li3PS4"]
+CUTS = [0, 731, 745, 1400, 1401]  # uneven files; each also split into row groups of 300 and partitions of 400
+
+
+def _table() -> pd.DataFrame:
+    formulas = candidate_formulas(900, seed=3) + diverse_formulas(500, seed=4) + BAD * 6
+    order = np.random.default_rng(0).permutation(len(formulas))
+    formulas = [formulas[i] for i in order]
+    return pd.DataFrame({"formula": formulas, "batch": [f"b{i % 7}" for i in range(len(formulas))]})
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
+    folder = tmp_path_factory.mktemp("candidates")
+    table = _table()
+    bounds = [*CUTS, len(table)]
+    for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+        table.iloc[a:b].to_parquet(folder / f"part-{i}.parquet", index=False, row_group_size=300)
+    return folder, table
+
+
+@pytest.fixture(scope="module")
+def client():
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
+
+
+@pytest.fixture(scope="module")
+def reference(dataset: tuple[Path, pd.DataFrame]) -> pd.DataFrame:
+    return rank_candidates(dataset[1], load_models())
+
+
+def _comparable(table: pd.DataFrame) -> pd.DataFrame:
+    """Values as Python objects, missing values as None: dtypes differ between one table and a dataset of parts."""
+    def plain(value: object) -> object:
+        if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+            return None
+        return value.item() if isinstance(value, np.generic) else value
+
+    return pd.DataFrame({c: [plain(v) for v in table[c].astype(object)] for c in table.columns}, dtype=object)
+
+
+def _assert_same_ranking(ranked: pd.DataFrame, reference: pd.DataFrame) -> None:
+    expected = reference.copy()
+    expected["pareto_rank"] = expected["pareto_rank"].clip(upper=EXACT_FRONTS + 1)  # deeper fronts: "6 or deeper"
+    assert list(ranked.columns) == list(expected.columns)
+    assert ranked["input_row"].tolist() == expected["input_row"].tolist()  # the global order
+    pd.testing.assert_frame_equal(_comparable(ranked), _comparable(expected))
+
+
+def test_rank_on_a_local_cluster_equals_one_process(tmp_path, dataset, client, reference) -> None:
+    out = tmp_path / "ranked"
+    result = rank_dataset(dataset[0], out, client=client, rows_per_partition=400)
+    assert result.n_parts == 8  # whole row groups up to 400 rows: 731 -> 300, 300, 131; 14; 655 -> 300, 355; 1; 59
+    parts = sorted(p.name for p in out.iterdir())
+    assert parts == [f"part-{i:05d}.parquet" for i in range(8)]  # no staging left behind
+    _assert_same_ranking(read_ranking(out), reference)
+    counts = reference["status"].value_counts().to_dict()
+    assert result.counts == counts and counts["invalid"] >= 6 * 4  # bad rows are rows, not failed partitions
+    assert (reference["reason"].str.startswith("duplicate of row").sum()) > 0  # duplicates across partitions too
+
+
+def test_serial_run_and_the_cli_write_the_same_dataset(tmp_path, dataset, reference) -> None:
+    out = tmp_path / "ranked"
+    code = main(["rank", f"{dataset[0]}/*.parquet", "-o", str(out), "--partition-rows", "400", "-q"])
+    assert code == 0
+    _assert_same_ranking(read_ranking(out), reference)
+    top = tmp_path / "top.csv"
+    assert main(["rank", str(dataset[0]), "-o", str(top), "--top", "25", "-q"]) == 0
+    assert pd.read_csv(top)["input_row"].tolist() == reference["input_row"].head(25).tolist()
+
+
+def test_predict_and_featurize_datasets_equal_one_table(tmp_path, dataset, client) -> None:
+    folder, table = dataset
+    expected = predict_table(table, load_models())
+    map_dataset("predict", folder, tmp_path / "predicted", client=client, rows_per_partition=500)
+    pd.testing.assert_frame_equal(_comparable(pd.read_parquet(tmp_path / "predicted")), _comparable(expected))
+    assert main(["featurize", str(folder), "-o", str(tmp_path / "features"), "-q"]) == 0
+    features = pd.read_parquet(tmp_path / "features")
+    pd.testing.assert_frame_equal(_comparable(features), _comparable(featurize_table(table)))
+
+
+def test_a_worker_killed_mid_run_loses_and_duplicates_no_row(tmp_path, dataset, client, reference) -> None:
+    out = tmp_path / "ranked"
+    done: dict = {}
+
+    def run() -> None:
+        try:
+            done["result"] = rank_dataset(dataset[0], out, client=client, rows_per_partition=60)
+        except BaseException as exc:  # surfaced by the assertion below
+            done["error"] = exc
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    staging = out / "_staging"
+    deadline = time.monotonic() + 120
+    while not (staging.exists() and any(staging.iterdir())) and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)  # pass B has written its first part: partitions are running on both workers
+    victim = next(iter(client.run(os.getpid).values()))
+    os.kill(victim, signal.SIGKILL)
+    thread.join(timeout=300)
+    assert "error" not in done, done.get("error")
+    assert done["result"].n_parts == len(list(out.glob("part-*.parquet")))
+    ranked = read_ranking(out)
+    assert sorted(ranked["input_row"]) == list(range(len(dataset[1])))  # every row once
+    _assert_same_ranking(ranked, reference)
+    assert victim not in client.run(os.getpid).values()  # the worker really died and was replaced
