@@ -20,16 +20,19 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-from rank_1m import candidate_formulas, diverse_formulas  # noqa: E402
+import itertools
 
-from sse_screen.screening.cli import main  # noqa: E402
-from sse_screen.screening.distributed import map_dataset, rank_dataset  # noqa: E402
-from sse_screen.screening.featurize import featurize_table  # noqa: E402
-from sse_screen.screening.partitioned import EXACT_FRONTS, read_ranking  # noqa: E402
-from sse_screen.screening.predict import load_models, predict_table  # noqa: E402
-from sse_screen.screening.rank import RankOptions, rank_candidates  # noqa: E402
+from rank_1m import candidate_formulas, diverse_formulas
+
+from sse_screen.screening.cli import main
+from sse_screen.screening.distributed import map_dataset, rank_dataset
+from sse_screen.screening.featurize import featurize_table
+from sse_screen.screening.partitioned import EXACT_FRONTS, read_ranking
+from sse_screen.screening.predict import load_models, predict_table
+from sse_screen.screening.rank import RankOptions, rank_candidates
 
 BAD = ["", "Xx2O", "NaCl", "Li2PbO3", "LiO3", "Li((", "=HYPERLINK()", "Li" * 400, "li3ps4", "Li3PS4"]
+NO_EXPLAIN = RankOptions(explain=False)
 CUTS = [0, 731, 745, 1400, 1401]  # uneven files; each also split into row groups of 300 and partitions of 400
 
 
@@ -45,7 +48,7 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFram
     folder = tmp_path_factory.mktemp("candidates")
     table = _table()
     bounds = [*CUTS, len(table)]
-    for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+    for i, (a, b) in enumerate(itertools.pairwise(bounds)):
         table.iloc[a:b].to_parquet(folder / f"part-{i}.parquet", index=False, row_group_size=300)
     return folder, table
 
@@ -68,6 +71,7 @@ def reference(dataset: tuple[Path, pd.DataFrame]) -> pd.DataFrame:
 
 def _comparable(table: pd.DataFrame) -> pd.DataFrame:
     """Values as Python objects, missing values as None: dtypes differ between one table and a dataset of parts."""
+
     def plain(value: object) -> object:
         if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
             return None
@@ -98,18 +102,21 @@ def test_rank_on_a_local_cluster_equals_one_process(tmp_path, dataset, client, r
 
 def test_serial_run_and_the_cli_write_the_same_dataset(tmp_path, dataset, reference) -> None:
     out = tmp_path / "ranked"
-    code = main(["rank", f"{dataset[0]}/*.parquet", "-o", str(out), "--partition-rows", "400", "-q"])
+    code = main(["rank", f"{dataset[0]}/*.parquet", "-o", str(out), "--partition-rows", "700", "-q"])
     assert code == 0
     _assert_same_ranking(read_ranking(out), reference)
     top = tmp_path / "top.csv"
-    assert main(["rank", str(dataset[0]), "-o", str(top), "--top", "25", "-q"]) == 0
+    assert main(["rank", str(dataset[0]), "-o", str(top), "--top", "25", "--no-explain", "-q"]) == 0
     assert pd.read_csv(top)["input_row"].tolist() == reference["input_row"].head(25).tolist()
 
 
 def test_predict_and_featurize_datasets_equal_one_table(tmp_path, dataset, client) -> None:
     folder, table = dataset
+    import dask.dataframe as dd
+
     expected = predict_table(table, load_models())
-    map_dataset("predict", folder, tmp_path / "predicted", client=client, rows_per_partition=500)
+    frame = dd.from_pandas(table, npartitions=3)  # the Python API takes a dask.dataframe too
+    map_dataset("predict", frame, tmp_path / "predicted", client=client, rows_per_partition=500)
     pd.testing.assert_frame_equal(_comparable(pd.read_parquet(tmp_path / "predicted")), _comparable(expected))
     assert main(["featurize", str(folder), "-o", str(tmp_path / "features"), "-q"]) == 0
     features = pd.read_parquet(tmp_path / "features")
@@ -122,7 +129,7 @@ def test_a_worker_killed_mid_run_loses_and_duplicates_no_row(tmp_path, dataset, 
 
     def run() -> None:
         try:
-            done["result"] = rank_dataset(dataset[0], out, client=client, rows_per_partition=60)
+            done["result"] = rank_dataset(dataset[0], out, client=client, rows_per_partition=150, options=NO_EXPLAIN)
         except BaseException as exc:  # surfaced by the assertion below
             done["error"] = exc
 
@@ -139,5 +146,5 @@ def test_a_worker_killed_mid_run_loses_and_duplicates_no_row(tmp_path, dataset, 
     assert done["result"].n_parts == len(list(out.glob("part-*.parquet")))
     ranked = read_ranking(out)
     assert sorted(ranked["input_row"]) == list(range(len(dataset[1])))  # every row once
-    _assert_same_ranking(ranked, reference)
+    _assert_same_ranking(ranked, reference.drop(columns=["stability_drivers", "conductivity_drivers"]))
     assert victim not in client.run(os.getpid).values()  # the worker really died and was replaced
