@@ -7,6 +7,7 @@ One cluster serves the module; the fault test kills one of its worker processes 
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import sys
@@ -19,8 +20,6 @@ import pandas as pd
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-
-import itertools
 
 from rank_1m import candidate_formulas, diverse_formulas
 
