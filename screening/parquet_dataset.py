@@ -232,7 +232,10 @@ def to_arrow(table: pd.DataFrame, schema=None):
                     column.astype(object).where(column.notna(), None).map(lambda v: v if v is None else str(v))
                 )
     arrow = pa.Table.from_pandas(table[schema.names], preserve_index=False)
-    columns = [arrow[n].cast(f.type) for n, f in zip(schema.names, schema, strict=True)]
+    columns = [
+        pa.nulls(len(arrow)) if pa.types.is_null(f.type) else arrow[n].cast(f.type)  # no value in any part
+        for n, f in zip(schema.names, schema, strict=True)
+    ]
     return pa.table(columns, schema=schema.with_metadata(arrow.schema.metadata))  # pandas dtypes (Int64) kept
 
 
