@@ -202,7 +202,67 @@ def create_app(
             result = candidates.tidy(await _run(request, job))
         return dataframe_response(result, format=format, filename="predicted.csv", models=_describe(request.app))
 
+    _add_job_routes(app, settings, auth)
     return app
+
+
+def _add_job_routes(app: FastAPI, settings: Settings, auth: list) -> None:
+    """``POST /api/jobs``, ``GET /api/jobs/{id}`` and its result (:mod:`screening.jobs`)."""
+
+    def store(request: Request) -> Any:
+        if getattr(request.app.state, "jobs", None) is None:  # first job request: opens (or reopens) the records
+            from sse_screen.screening.jobs import JobStore
+
+            home = settings.home_folder()
+            request.app.state.jobs = JobStore(home, max_running=settings.max_running_jobs)
+        return request.app.state.jobs
+
+    def token(request: Request) -> str | None:
+        return request.headers.get("authorization", "").partition(" ")[2].strip() if settings.api_token else None
+
+    @app.post(
+        "/api/jobs", dependencies=auth, status_code=202, openapi_extra=_body_doc(RankRequest), summary="Rank as a job"
+    )
+    async def submit_job(request: Request) -> dict:
+        """The inputs of ``POST /api/rank``; answers at once with the job's id and URL (status 202)."""
+        from sse_screen.screening.rank import RankOptions
+
+        async with read_request_table(request, RankRequest, settings) as candidates:
+            if candidates.upload is not None or "cif_path" in candidates.table.columns:
+                raise HTTPException(422, "jobs take formula lists; rank a zip of CIFs with POST /api/rank")
+            options = RankOptions(**candidates.parsed.model_dump(exclude={"formulas"}))
+            await anyio.to_thread.run_sync(validate_options, options)
+            check_input_columns(candidates.table, request.app.state.models, ranking=True)
+            jobs = await anyio.to_thread.run_sync(store, request)
+            submit = partial(jobs.submit, candidates.table, request.app.state.models, options, token=token(request))
+            job = await anyio.to_thread.run_sync(submit)
+        return {"id": job, "status": "queued", "url": f"/api/jobs/{job}"}
+
+    @app.get("/api/jobs/{job}", dependencies=auth, summary="A job's status and progress")
+    async def job_status(request: Request, job: str) -> dict:
+        """Status (queued, running, done, failed, expired), ``n_rows``/``done_rows``, times, and ``result_url``."""
+        jobs = await anyio.to_thread.run_sync(store, request)
+        record = await anyio.to_thread.run_sync(partial(jobs.get, job, token=token(request)))
+        if record is None:
+            raise HTTPException(404, f"no job {job!r}")
+        if record["status"] == "done":
+            record["result_url"] = f"/api/jobs/{job}/result"
+        return record
+
+    @app.get("/api/jobs/{job}/result", dependencies=auth, summary="A finished job's ranking (CSV, Parquet, JSON)")
+    async def job_result(request: Request, job: str, format: Literal["csv", "parquet", "json"] = "csv") -> Response:
+        jobs = await anyio.to_thread.run_sync(store, request)
+        table = await anyio.to_thread.run_sync(partial(jobs.result, job, token=token(request)))
+        if table is None:
+            record = await anyio.to_thread.run_sync(partial(jobs.get, job, token=token(request)))
+            if record is None:
+                raise HTTPException(404, f"no job {job!r}")
+            raise HTTPException(409, f"job {job} has no result: it is {record['status']} {record['error']}".strip())
+        if format == "parquet":
+            body = table.to_parquet(index=False)
+            disposition = {"Content-Disposition": 'attachment; filename="ranked.parquet"'}
+            return Response(body, media_type="application/vnd.apache.parquet", headers=disposition)
+        return dataframe_response(table, format=format, filename="ranked.csv", models=_describe(request.app))
 
 
 def _body_doc(model: type) -> dict:

@@ -123,7 +123,7 @@ def dask_client(
 
 def _runner(client: Any, models: ModelSpec | dict | None, *, quiet: bool) -> Any:
     if client is None:
-        return SerialRunner()
+        return SerialRunner(quiet=quiet)
     if isinstance(models, ModelSpec):
         client.register_plugin(ModelsPlugin(models))
     return DaskRunner(client, quiet=quiet)

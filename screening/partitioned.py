@@ -16,9 +16,8 @@ Ranking needs three global steps, each a small reduction on the client between p
    deeper rows get ``pareto_rank`` K + 1, which reads "front K + 1 or deeper".
 3. **Order** (pass C): the client sorts (score, front, input row) of all ranked rows (24 bytes a row) into the global
    ``rank``; each partition is written sorted (ranked rows by ``rank``, then rejected, then invalid rows) and the
-   first :data:`screening.rank.MAX_EXPLAINED_ROWS` of the global order get their prediction drivers. The parts are
-   in input order: ``pandas.read_parquet(out).sort_values(["status_order"...])`` is not needed for the best rows:
-   filter ``rank <= N`` or use :func:`read_ranking`, which returns the global order.
+   first :data:`screening.rank.MAX_EXPLAINED_ROWS` of the global order get their prediction drivers. The parts
+   follow the input order: filter ``rank <= N`` for the best rows, or :func:`read_ranking` for the global order.
 
 Per-row columns equal those of :func:`screening.rank.rank_candidates` on the whole input; ``pareto_rank`` is equal
 up to front K and ``rank`` equal except among rows with exactly equal scores beyond front K (ties are broken by
@@ -55,14 +54,16 @@ class Runner(Protocol):
 class SerialRunner:
     """Runs the partitions one after the other in this process (bounded memory: one partition at a time)."""
 
-    on_progress: Callable[[str, int, int], None] | None = None
+    quiet: bool = True
 
     def map(self, fn: Callable[..., Any], args: list[tuple], *, rows: Sequence[int], description: str) -> list:
+        from sse_screen.screening.progress import progress_reporter
+
         out = []
-        for a, n in zip(args, rows, strict=True):
-            out.append(fn(*a))
-            if self.on_progress is not None:
-                self.on_progress(description, int(n), int(sum(rows)))
+        with progress_reporter(total=int(sum(rows)), description=description, quiet=self.quiet) as advance:
+            for a, n in zip(args, rows, strict=True):
+                out.append(fn(*a))
+                advance(int(n))
         return out
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 #: Environment variable holding the optional API token (``Authorization: Bearer <token>`` on ``/api/*``).
 TOKEN_ENV = "SSE_SCREEN_API_TOKEN"
 MAX_UPLOAD_ENV = "SSE_SCREEN_MAX_UPLOAD_BYTES"
 MAX_ROWS_ENV = "SSE_SCREEN_MAX_ROWS"
+HOME_ENV = "SSE_SCREEN_HOME"
 DEFAULT_MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 DEFAULT_MAX_ROWS = 100_000
 
@@ -25,6 +27,9 @@ class Settings:
         max_rows: Most candidate rows accepted in one request; more get 413.
         api_token: When set, every ``/api/*`` route needs ``Authorization: Bearer <api_token>``.
         max_parallel_jobs: Rankings computed at the same time (the rest queue; the event loop is never blocked).
+        home: The service's home folder: job records (SQLite) and results of ``POST /api/jobs``; None:
+            ``$SSE_SCREEN_HOME``, else ``~/.sse-screen``.
+        max_running_jobs: Jobs of ``POST /api/jobs`` ranked at the same time (the rest wait, on disk).
     """
 
     model_uris: Mapping[str, str | None] = field(default_factory=dict)
@@ -32,6 +37,12 @@ class Settings:
     max_rows: int = DEFAULT_MAX_ROWS
     api_token: str | None = None
     max_parallel_jobs: int = 2
+    home: str | None = None
+    max_running_jobs: int = 1
+
+    def home_folder(self) -> Path:
+        """Where job records and results live (see ``home``)."""
+        return Path(self.home or os.environ.get(HOME_ENV) or Path.home() / ".sse-screen")
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
