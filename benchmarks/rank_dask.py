@@ -165,9 +165,9 @@ def main() -> None:
             per_row = cpus[0][0] / n  # CPU seconds: what a worker with its own core spends per row
             step = _global_step_s(n) * (1e8 * np.log(1e8)) / (n * np.log(max(n, 2)))
             for workers in (10, 100):
-                hours = (1e8 * per_row / workers + step) / 3600
+                minutes = (1e8 * per_row / workers + step) / 60
                 print(
-                    f"{kind}: 100M rows on {workers} workers ~ {hours:.1f} h "
+                    f"{kind}: 100M rows on {workers} workers ~ {minutes:.0f} min "
                     f"({per_row * 1e6:.0f} CPU us/row from (a), + {step:.0f} s client sort; no I/O or scheduler limits)"
                 )
 
