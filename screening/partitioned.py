@@ -154,15 +154,20 @@ def rank_partition(
     candidates = parse_candidates(table)
     codes, _ = _key_codes(candidates.keys)
     first_rows = np.where(codes >= 0, np.asarray(first_of_key, dtype=np.int64)[np.maximum(codes, 0)], -1)
-    ranked, _ = rank_rows(
-        table,
-        models_of(models),
-        options=options,
-        candidates=candidates,
-        first_rows=first_rows,
-        row_offset=piece.offset,
-        max_fronts=exact_fronts,
-    )
+    try:
+        ranked, _ = rank_rows(
+            table,
+            models_of(models),
+            options=options,
+            candidates=candidates,
+            first_rows=first_rows,
+            row_offset=piece.offset,
+            max_fronts=exact_fronts,
+        )
+    except ValueError:  # the whole batch's problem (clashing columns, bad weights): one message, no bisection
+        raise
+    except Exception:  # a row that breaks a model: find it, keep the others (a row never fails its partition)
+        ranked = _rank_isolating(table, models_of(models), options, first_rows, piece.offset, exact_fronts)
     pds.write_part(ranked, staging, piece.index)
     is_ranked = (ranked["status"] == "ranked").to_numpy()
     in_front = is_ranked & (ranked["pareto_rank"].fillna(exact_fronts + 1).to_numpy(dtype=np.int64) <= exact_fronts)
@@ -177,6 +182,55 @@ def rank_partition(
         schema=pds.part_schema(ranked),
         counts=ranked["status"].value_counts().to_dict(),
     )
+
+
+def _isolating(n: int, run: Callable[[int, int], pd.DataFrame], fail: Callable[[int, str], pd.DataFrame]):
+    """``run(0, n)``; where it raises, ``run`` on halves, recursively, until the rows that raise are alone and
+    ``fail(row, message)`` stands for each. The other rows get what they get in a whole batch (their values depend
+    on their composition only; duplicates name their first row by input position)."""
+
+    def go(lo: int, hi: int) -> pd.DataFrame:
+        try:
+            return run(lo, hi)
+        except Exception as exc:
+            if hi - lo == 1:
+                return fail(lo, " ".join(f"{type(exc).__name__}: {exc}".split())[:300])
+            mid = (lo + hi) // 2
+            return _concat([go(lo, mid), go(mid, hi)])
+
+    return go(0, n)
+
+
+def _concat(halves: list[pd.DataFrame]) -> pd.DataFrame:
+    """Halves of a partition as one table: the column order of the widest, mixed dtypes as objects (None missing)."""
+    for column in set().union(*(h.columns for h in halves)):
+        if len({str(h[column].dtype) if column in h else "" for h in halves}) > 1:
+            for h in halves:
+                if column in h:
+                    h[column] = h[column].astype(object).where(h[column].notna(), None)
+    out = pd.concat(halves, ignore_index=True)
+    widest = list(max(halves, key=lambda h: h.shape[1]).columns)
+    return out[widest + [c for c in out.columns if c not in widest]]
+
+
+def _rank_isolating(
+    table: pd.DataFrame, models: dict, options: Any, first_rows: np.ndarray, offset: int, exact_fronts: int
+) -> pd.DataFrame:
+    """:func:`screening.rank.rank_rows` with :func:`_isolating`: a row that raises is ``invalid``, the error its
+    reason."""
+    from sse_screen.screening.rank import rank_rows
+
+    def run(lo: int, hi: int) -> pd.DataFrame:
+        part = table.iloc[lo:hi].reset_index(drop=True)
+        kwargs = {"first_rows": first_rows[lo:hi], "row_offset": offset + lo, "max_fronts": exact_fronts}
+        return rank_rows(part, models, options=options, **kwargs)[0]
+
+    def fail(row: int, message: str) -> pd.DataFrame:
+        failed = table.iloc[row : row + 1].reset_index(drop=True)
+        failed.insert(0, "input_row", [offset + row])
+        return failed.assign(status="invalid", reason=f"internal error on this row: {message}", warnings="")
+
+    return _isolating(len(table), run, fail)
 
 
 def global_ranks(
@@ -301,15 +355,26 @@ def rank_pieces(
 
 def map_partition(kind: str, piece: pds.Piece, models: ModelSpec | dict | None, preset: str, staging: str, column: str):
     """Pass 1 of predict/featurize on one partition: the row-wise function, written to ``staging``; its schema."""
+    from sse_screen.screening.featurize import featurize_table
+    from sse_screen.screening.predict import predict_table
+
     table = pds.read_piece(piece, formula_column=column)
-    if kind == "predict":
-        from sse_screen.screening.predict import predict_table
 
-        result = predict_table(table, models_of(models))
-    else:
-        from sse_screen.screening.featurize import featurize_table
+    def run(lo: int, hi: int) -> pd.DataFrame:
+        part = table.iloc[lo:hi].reset_index(drop=True)
+        if kind == "predict":
+            return predict_table(part, models_of(models))
+        return featurize_table(part, preset=preset)
 
-        result = featurize_table(table, preset=preset)
+    def fail(row: int, message: str) -> pd.DataFrame:
+        return table.iloc[row : row + 1].reset_index(drop=True).assign(error=f"internal error on this row: {message}")
+
+    try:
+        result = run(0, len(table))
+    except ValueError:  # the whole batch's problem (clashing columns): one message
+        raise
+    except Exception:  # a row that breaks a model: find it, keep the others
+        result = _isolating(len(table), run, fail)
     pds.write_part(result, staging, piece.index)
     return pds.part_schema(result), int((result["error"] != "").sum())
 

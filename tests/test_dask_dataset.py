@@ -147,3 +147,47 @@ def test_a_worker_killed_mid_run_loses_and_duplicates_no_row(tmp_path, dataset, 
     assert sorted(ranked["input_row"]) == list(range(len(dataset[1])))  # every row once
     _assert_same_ranking(ranked, reference.drop(columns=["stability_drivers", "conductivity_drivers"]))
     assert victim not in client.run(os.getpid).values()  # the worker really died and was replaced
+
+
+class Fragile:
+    """A real model that raises on one composition (a bug reached by one row), to show that the row, not its
+    partition, fails."""
+
+    def __init__(self, model: object, poison: str) -> None:
+        self.model, self.poison = model, poison
+
+    def predict_table(self, formulas: list[str], **kwargs: object) -> pd.DataFrame:
+        if self.poison in formulas:
+            raise RuntimeError(f"cannot predict {self.poison}")
+        return self.model.predict_table(formulas, **kwargs)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.model, name)
+
+
+def test_a_row_that_breaks_a_model_is_an_invalid_row_not_a_failed_partition(tmp_path) -> None:
+    table = _table().iloc[:240].reset_index(drop=True)
+    table.loc[[3, 100, 101, 230], "formula"] = ["Li3PS4", "Li6P2S8", "Li3PS4", "Li3PS4"]  # one composition
+    folder = tmp_path / "candidates"
+    folder.mkdir()
+    table.iloc[:120].to_parquet(folder / "a.parquet")
+    table.iloc[120:].to_parquet(folder / "b.parquet")
+    models = load_models()
+    fragile = {**models, "band_gap": Fragile(models["band_gap"], "Li3PS4")}  # the canonical formula asked
+    rank_dataset(folder, tmp_path / "ranked", models=fragile, options=NO_EXPLAIN)
+    ranked = read_ranking(tmp_path / "ranked").set_index("input_row").sort_index()
+    assert ranked.index.tolist() == list(range(len(table)))  # one row per input row
+    poison = table["formula"].isin(["Li3PS4", "Li6P2S8"]).to_numpy()  # every row of the composition
+    assert poison.sum() >= 4
+    assert (ranked.loc[poison, "status"] == "invalid").all()
+    assert ranked.loc[poison, "reason"].str.contains("internal error on this row: RuntimeError: cannot predict").all()
+    expected = predict_table(table, models)
+    good = ~poison & (ranked["status"] == "ranked").to_numpy()
+    assert good.sum() > 100
+    np.testing.assert_array_equal(ranked.loc[good, "band_gap_ev"], expected.loc[good, "band_gap_ev"])
+    map_dataset("predict", folder, tmp_path / "predicted", models=fragile)
+    predicted = pd.read_parquet(tmp_path / "predicted")
+    assert len(predicted) == len(table)
+    assert predicted.loc[poison, "error"].str.startswith("internal error on this row: RuntimeError").all()
+    fine = ~poison & (expected["error"] == "").to_numpy()
+    np.testing.assert_array_equal(predicted.loc[fine, "band_gap_ev"], expected.loc[fine, "band_gap_ev"])
