@@ -39,6 +39,8 @@ AUTO_CLUSTER_ROWS = 1_000_000
 #: Extra tries of a partition whose task raised (a worker that died does not count: the scheduler reruns it).
 TASK_RETRIES = 2
 TASKS = ("stability", "band_gap", "conductivity")
+#: Seconds to wait for ``--scheduler ADDRESS`` to answer.
+CONNECT_TIMEOUT_S = 10
 
 
 def model_spec(uris: Mapping[str, str | None] | None = None) -> ModelSpec:
@@ -106,7 +108,11 @@ def dask_client(
     from distributed import Client, LocalCluster
 
     if scheduler:
-        with Client(scheduler) as client:
+        try:
+            client = Client(scheduler, timeout=CONNECT_TIMEOUT_S)
+        except (OSError, TimeoutError) as exc:
+            raise ValueError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+        with client:
             n = len(client.scheduler_info().get("workers", {}))
             say(f"running on the Dask cluster at {scheduler} ({n} workers); dashboard: {client.dashboard_link}")
             yield client

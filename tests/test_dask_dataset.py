@@ -191,3 +191,24 @@ def test_a_row_that_breaks_a_model_is_an_invalid_row_not_a_failed_partition(tmp_
     assert predicted.loc[poison, "error"].str.startswith("internal error on this row: RuntimeError").all()
     fine = ~poison & (expected["error"] == "").to_numpy()
     np.testing.assert_array_equal(predicted.loc[fine, "band_gap_ev"], expected.loc[fine, "band_gap_ev"])
+
+
+def test_cli_errors_are_one_line(tmp_path, dataset, capsys, monkeypatch) -> None:
+    from conftest import free_port
+
+    from sse_screen.screening import distributed
+
+    monkeypatch.setattr(distributed, "CONNECT_TIMEOUT_S", 2)  # nothing listens there: no need to wait 10 s
+
+    folder = str(dataset[0])
+    assert main(["rank", folder, "-o", str(tmp_path / "r"), "--workers", "0"]) == 2
+    assert main(["rank", folder, "-o", str(tmp_path / "r"), "--top", "5"]) == 2
+    assert main(["featurize", str(tmp_path / "none*.parquet"), "-o", str(tmp_path / "f")]) == 2
+    dead = f"tcp://127.0.0.1:{free_port()}"
+    assert main(["predict", folder, "-o", str(tmp_path / "p"), "--scheduler", dead]) == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert len(lines) == 4, lines
+    assert "--workers takes a number of worker processes >= 1" in lines[0]
+    assert "--top writes one file" in lines[1]
+    assert "matches no Parquet file" in lines[2]
+    assert f"cannot reach the Dask scheduler at {dead}" in lines[3]
