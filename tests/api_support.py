@@ -110,6 +110,7 @@ def running_server(model_uris: dict[str, str], log_path: Path, **env: str) -> It
     environment = {k: v for k, v in os.environ.items() if not k.startswith("SSE_SCREEN_")}
     environment.update({f"SSE_SCREEN_{task.upper()}_MODEL_URI": uri for task, uri in model_uris.items()})
     environment.update(env)
+    environment.setdefault("SSE_SCREEN_HOME", str(log_path.with_suffix("")) + "-home")  # job records: per server
     code = (
         "from screening.api import serve; from screening.settings import Settings; "
         f"serve('127.0.0.1', {port}, Settings.from_env())"

@@ -163,6 +163,8 @@ def test_page_stays_usable_while_a_long_list_is_ranked(page) -> None:
     page.click("#rank-button")
     page.locator("#progress").wait_for(state="visible")
     assert "Ranking 20,000 candidates" in page.inner_text("#progress-text")
+    # above 10,000 rows the list runs as a job (POST /api/jobs) and the bar says how far it is
+    page.wait_for_function("document.querySelector('#progress-text').textContent.includes('of 20,000 rows)')")
     # the page still reacts (JavaScript runs; the main thread is not blocked by the request)
     assert page.evaluate("1 + 1") == 2
     page.locator("#progress").wait_for(state="hidden", timeout=120_000)
@@ -170,6 +172,24 @@ def test_page_stays_usable_while_a_long_list_is_ranked(page) -> None:
     assert "of 20,000" in page.inner_text("#page-info")
     page.click("#next-page")
     assert "rows 101–200" in page.inner_text("#page-info")
+
+
+def test_a_long_list_runs_as_a_job_with_progress_and_downloads(page, tmp_path: Path) -> None:
+    page.evaluate("jobRows = 3")  # the switch point, lowered so that a short list shows the job path
+    posted: list[str] = []
+    page.on("request", lambda req: posted.append(req.url.split("/", 3)[-1]) if req.method == "POST" else None)
+    page.fill("#formulas", "\n".join(EXAMPLE_FORMULAS))
+    page.click("#rank-button")
+    page.wait_for_selector("#ranked tbody tr")
+    assert posted == ["api/jobs"]  # not /api/rank
+    statuses = _column(page, "status")
+    assert len(statuses) == len(EXAMPLE_FORMULAS) and statuses[0] == "ranked"
+    with page.expect_download() as info:
+        page.click("#download-button")
+    path = tmp_path / "ranked.csv"
+    info.value.save_as(path)
+    assert sorted(pd.read_csv(path, keep_default_na=False)["formula"]) == sorted(EXAMPLE_FORMULAS)
+    assert posted == ["api/jobs"]  # the CSV is the job's result, not a second ranking
 
 
 def test_token_protected_api_asks_for_the_token(browser, pytestconfig: pytest.Config, tmp_path: Path) -> None:

@@ -61,7 +61,7 @@ function buildRequest() {
     const form = new FormData();
     form.append("file", file, file.name);
     form.append("options", JSON.stringify(options()));
-    return { body: form, headers: {}, label: "Uploading and ranking " + file.name };
+    return { body: form, headers: {}, label: "Uploading and ranking " + file.name, rows: 0, bytes: file.size, cifs: /\.zip$/i.test(file.name) };
   }
   const parents = $("parents").value.split(",").map((s) => s.trim()).filter((s) => s !== "");
   if (parents.length) {
@@ -82,6 +82,8 @@ function buildRequest() {
     body: JSON.stringify(Object.assign({ formulas }, options())),
     headers: { "Content-Type": "application/json" },
     label: `Ranking ${n} candidate${formulas.length === 1 ? "" : "s"}`,
+    rows: formulas.length,
+    bytes: 0,
   };
 }
 
@@ -103,10 +105,44 @@ async function errorMessage(response) {
 
 async function post(request, format) {
   state.abort = new AbortController();
+  if (request.job) {  // a long list ran as a job: its result, as JSON or CSV
+    return fetch(`/api/jobs/${request.job}/result?format=${format}`, { headers: headers(), signal: state.abort.signal });
+  }
   const url = (request.url || "/api/rank") + (format === "csv" ? "?format=csv" : "");
   return fetch(url, {
     method: "POST", body: request.body, headers: headers(request.headers), signal: state.abort.signal,
   });
+}
+
+// Lists above these sizes run as a job (POST /api/jobs): the request returns at once, the page polls its progress.
+let jobRows = 10000;
+let jobBytes = 1024 * 1024;
+
+function isLong(request) {
+  return !request.cifs && (request.rows > jobRows || request.bytes > jobBytes);  // CIFs: /api/rank only
+}
+
+async function runJob(request) {
+  state.abort = new AbortController();
+  const signal = state.abort.signal;
+  const submitted = await fetch("/api/jobs", { method: "POST", body: request.body, headers: headers(request.headers), signal });
+  if (!submitted.ok) return submitted;
+  const { id } = await submitted.json();
+  for (;;) {
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const answer = await fetch(`/api/jobs/${id}`, { headers: headers(), signal });
+    if (!answer.ok) return answer;
+    const job = await answer.json();
+    const waiting = job.status === "queued" ? `, ${job.queued_before} job(s) before it` : "";
+    state.progressNote = ` (job ${job.status}${waiting}: ${job.done_rows.toLocaleString()} of ${job.n_rows.toLocaleString()} rows)`;
+    if (job.status === "done") {
+      request.job = id;
+      return post(request, "json");
+    }
+    if (job.status !== "queued" && job.status !== "running") {
+      return new Response(JSON.stringify({ detail: `the job ${job.status}: ${job.error}` }), { status: 500, statusText: "Job failed" });
+    }
+  }
 }
 
 function startProgress(label) {
@@ -116,12 +152,13 @@ function startProgress(label) {
   $("download-button").disabled = true;
   const tick = () => {
     const s = ((performance.now() - started) / 1000).toFixed(1);
-    $("progress-text").textContent = `${label}… ${s} s`;
+    $("progress-text").textContent = `${label}… ${s} s${state.progressNote || ""}`;
   };
   tick();
   const timer = setInterval(tick, 100);
   return () => {
     clearInterval(timer);
+    state.progressNote = "";
     $("progress").hidden = true;
     $("rank-button").disabled = false;
     state.abort = null;
@@ -135,7 +172,7 @@ async function rank(event) {
   if (!request) { showError("Paste at least one formula, choose a file or name a parent."); return; }
   const stop = startProgress(request.label);
   try {
-    const response = await post(request, "json");
+    const response = isLong(request) ? await runJob(request) : await post(request, "json");
     if (!response.ok) { showError(await errorMessage(response)); return; }
     const data = await response.json();
     state.lastRequest = request;
