@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import secrets
+import threading
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -209,12 +210,14 @@ def create_app(
 def _add_job_routes(app: FastAPI, settings: Settings, auth: list) -> None:
     """``POST /api/jobs``, ``GET /api/jobs/{id}`` and its result (:mod:`screening.jobs`)."""
 
-    def store(request: Request) -> Any:
-        if getattr(request.app.state, "jobs", None) is None:  # first job request: opens (or reopens) the records
-            from sse_screen.screening.jobs import JobStore
+    opening = threading.Lock()
 
-            home = settings.home_folder()
-            request.app.state.jobs = JobStore(home, max_running=settings.max_running_jobs)
+    def store(request: Request) -> Any:
+        with opening:  # one store per app, however many first requests arrive at once
+            if getattr(request.app.state, "jobs", None) is None:  # the first job request opens the records
+                from sse_screen.screening.jobs import JobStore
+
+                request.app.state.jobs = JobStore(settings.home_folder(), max_running=settings.max_running_jobs)
         return request.app.state.jobs
 
     def token(request: Request) -> str | None:

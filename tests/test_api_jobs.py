@@ -105,3 +105,55 @@ def test_job_errors_are_one_line_answers(tmp_path, models) -> None:
         while client.get(f"/api/jobs/{job}", headers=auth).json()["status"] != "done" and time.monotonic() < deadline:
             time.sleep(0.05)
         assert client.get(f"/api/jobs/{job}/result?format=json", headers=auth).json()["rows"][0]["formula"] == "Li3PS4"
+
+
+def _peak_rss_gib(port: int) -> float:
+    """Peak resident memory (VmHWM) of the server process started for ``port`` (found by its command line)."""
+    from pathlib import Path
+
+    for proc in Path("/proc").iterdir():
+        try:
+            if f"'127.0.0.1', {port}," in (proc / "cmdline").read_bytes().decode(errors="replace"):
+                status = (proc / "status").read_text()
+                return int(status.split("VmHWM:")[1].split()[0]) / 2**20  # kB -> GiB
+        except (OSError, IndexError):
+            continue
+    raise AssertionError(f"no server process for port {port}")
+
+
+def test_a_burst_of_uploads_waits_on_disk_and_every_job_finishes(pytestconfig, tmp_path) -> None:
+    """Eight 3,000-row uploads at once, one job running at a time: all finish; the server stays under 1.5 GiB."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+    from api_support import model_uris_for_tests, running_server
+
+    uploads = [
+        "formula\n" + "\n".join(f"Li{a}P{b}S{c}Cl{i}" for a in range(1, 21) for b in range(1, 16) for c in range(1, 11))
+        for i in range(1, 9)
+    ]
+    with running_server(model_uris_for_tests(pytestconfig), tmp_path / "server.log") as url:
+        with httpx.Client(base_url=url, timeout=120) as client:
+
+            def submit(text: str) -> str:
+                answer = client.post("/api/jobs", files={"file": ("candidates.csv", text.encode())})
+                assert answer.status_code == 202, answer.text
+                return answer.json()["id"]
+
+            with ThreadPoolExecutor(len(uploads)) as pool:
+                ids = list(pool.map(submit, uploads))
+            deadline = time.monotonic() + 600
+            records: list[dict] = []
+            while time.monotonic() < deadline:
+                records = [client.get(f"/api/jobs/{j}").json() for j in ids]
+                assert sum(r["status"] == "running" for r in records) <= 1
+                if all(r["status"] == "done" for r in records):
+                    break
+                time.sleep(0.2)
+            assert [r["status"] for r in records] == ["done"] * len(ids)
+            for job in ids[:2]:
+                table = pd.read_parquet(io.BytesIO(client.get(f"/api/jobs/{job}/result?format=parquet").content))
+                assert len(table) == 3000
+        peak = _peak_rss_gib(int(url.rsplit(":", 1)[1]))
+    print(f"server peak RSS after the burst: {peak:.2f} GiB")
+    assert peak < 1.5, f"server peak RSS {peak:.2f} GiB"
