@@ -14,7 +14,7 @@ Ranking needs three global steps, each a small reduction on the client between p
    1..K (K = ``exact_fronts``, 5). A row in global front k <= K is in front <= k of its partition, and every row of
    a dominance chain ending at it is too, so the fronts of the union of these sets are the global fronts up to K;
    deeper rows get ``pareto_rank`` K + 1, which reads "front K + 1 or deeper".
-3. **Order** (pass C): the client sorts (score, front, input row) of all ranked rows (24 bytes a row) into the global
+3. **Order** (pass C): the client sorts (score, front, input row) of the ranked rows (~50 bytes a row) into the global
    ``rank``; each partition is written sorted (ranked rows by ``rank``, then rejected, then invalid rows) and the
    first :data:`screening.rank.MAX_EXPLAINED_ROWS` of the global order get their prediction drivers. The parts
    follow the input order: filter ``rank <= N`` for the best rows, or :func:`read_ranking` for the global order.
@@ -325,6 +325,7 @@ def rank_pieces(
     rows = pds.piece_row_counts(pieces).tolist()
     keys = runner.map(partition_keys, [(p, formula_column) for p in pieces], rows=rows, description="compositions")
     firsts = global_first_rows(keys)
+    del keys  # the digests: ~50 bytes a distinct composition on the client
     summaries: list[PartSummary] = runner.map(
         rank_partition,
         [(p, models, options, f, staging, formula_column, exact_fronts) for p, f in zip(pieces, firsts, strict=True)],
