@@ -182,6 +182,11 @@ def _build_parser() -> argparse.ArgumentParser:
     for task in ("stability", "band-gap", "conductivity"):
         srv.add_argument(f"--{task}-model", help=f"{task} model URI (default: env var, else the shipped model)")
     srv.add_argument("--max-upload-mb", type=float, help="largest accepted upload in MB (default 20)")
+    srv.add_argument(
+        "--max-running-jobs",
+        type=int,
+        help="jobs of /api/jobs ranked at once; the rest wait on disk (default 1, or SSE_SCREEN_MAX_RUNNING_JOBS)",
+    )
     srv.set_defaults(handler=_cmd_serve)
 
     train = sub.add_parser(
@@ -421,7 +426,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from sse_screen.screening.settings import Settings
 
     uris = {"stability": args.stability_model, "band_gap": args.band_gap_model, "conductivity": args.conductivity_model}
-    overrides = {"max_upload_bytes": int(args.max_upload_mb * 2**20)} if args.max_upload_mb else {}
+    overrides: dict[str, int] = {"max_upload_bytes": int(args.max_upload_mb * 2**20)} if args.max_upload_mb else {}
+    if args.max_running_jobs is not None:
+        if args.max_running_jobs < 1:
+            print("error: --max-running-jobs must be at least 1", file=sys.stderr)
+            return 2
+        overrides["max_running_jobs"] = args.max_running_jobs
     serve(args.host, args.port, Settings.from_env(model_uris=uris, **overrides))
     return 0
 

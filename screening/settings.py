@@ -12,6 +12,7 @@ TOKEN_ENV = "SSE_SCREEN_API_TOKEN"
 MAX_UPLOAD_ENV = "SSE_SCREEN_MAX_UPLOAD_BYTES"
 MAX_ROWS_ENV = "SSE_SCREEN_MAX_ROWS"
 HOME_ENV = "SSE_SCREEN_HOME"
+MAX_RUNNING_JOBS_ENV = "SSE_SCREEN_MAX_RUNNING_JOBS"
 DEFAULT_MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 DEFAULT_MAX_ROWS = 100_000
 
@@ -47,13 +48,18 @@ class Settings:
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
         """Settings from the environment (``SSE_SCREEN_API_TOKEN``, ``SSE_SCREEN_MAX_UPLOAD_BYTES``,
-        ``SSE_SCREEN_MAX_ROWS``), with keyword overrides taking precedence.
+        ``SSE_SCREEN_MAX_ROWS``, ``SSE_SCREEN_MAX_RUNNING_JOBS``), with keyword overrides taking precedence.
 
         Raises:
             ValueError: A numeric environment variable is not a positive integer.
         """
         values: dict[str, object] = {"api_token": os.environ.get(TOKEN_ENV) or None}
-        for name, env in (("max_upload_bytes", MAX_UPLOAD_ENV), ("max_rows", MAX_ROWS_ENV)):
+        numeric = {
+            "max_upload_bytes": MAX_UPLOAD_ENV,
+            "max_rows": MAX_ROWS_ENV,
+            "max_running_jobs": MAX_RUNNING_JOBS_ENV,
+        }
+        for name, env in numeric.items():
             raw = os.environ.get(env)
             if raw:
                 if not raw.strip().isdigit() or int(raw) <= 0:

@@ -355,8 +355,10 @@ def test_settings_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setenv("SSE_SCREEN_API_TOKEN", "abc")
     monkeypatch.setenv("SSE_SCREEN_MAX_UPLOAD_BYTES", "1000")
+    monkeypatch.setenv("SSE_SCREEN_MAX_RUNNING_JOBS", "3")
     settings = Settings.from_env(max_rows=7)
     assert (settings.api_token, settings.max_upload_bytes, settings.max_rows) == ("abc", 1000, 7)
+    assert settings.max_running_jobs == 3 and Settings.from_env(max_running_jobs=2).max_running_jobs == 2
     assert Settings().max_upload_bytes == 20 * 1024 * 1024 and Settings().api_token is None
     monkeypatch.setenv("SSE_SCREEN_MAX_ROWS", "many")
     with pytest.raises(ValueError, match="SSE_SCREEN_MAX_ROWS"):
