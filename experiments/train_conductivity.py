@@ -1,19 +1,19 @@
-"""Train, evaluate, track and register the ionic-conductivity model (log10 S/cm, OBELiX).
+"""Train, evaluate, track and register the ionic-conductivity model (log10 S/cm, OBELiX + McHaffie).
 
-Steps: preflight the tracking store -> load OBELiX (rows whose formula does not parse are dropped and counted) and
-read its CIFs once -> in one MLflow run:
+Steps: preflight the tracking store -> load OBELiX + the McHaffie rows OBELiX lacks
+(:func:`features.conductivity_data.conductivity_table`; rows whose formula does not parse are dropped and counted)
+and read OBELiX's CIFs once -> in one MLflow run:
 
-1. **official split**: fit :class:`models.conductivity.ConductivityModel` on ``obelix/train.csv`` only and score
-   ``test.csv`` (``test_*``: as served, i.e. structure model where a CIF exists, else composition;
-   ``test_composition_*``: composition model on every row);
-2. **grouped CV on all rows**: by composition (``cv_*``; the out-of-fold predictions of the final fit) and by
-   structure family (``cv_family_*``);
-3. **anchor**, in the same run: matminer-Magpie features + random forest (500 trees) and xgboost defaults on the
-   official split, censored values set to 1e-15 S/cm as OBELiX's loader does (``anchor_*``);
-4. log params, metrics, a parity plot coloured by structure family, feature importance and the model trained on
-   **all rows**; register ``sse-screen-conductivity`` (alias ``champion`` if its ``cv_mae``, grouped CV on all rows,
-   beats the champion's and the shipped default's, from ``models/shipped/conductivity/metadata.json``; a
-   ``--quick``/``--limit`` smoke run is always ``candidate``).
+1. **official split**: fit :class:`models.conductivity.ConductivityModel` on every row but OBELiX's ``test.csv``
+   (no McHaffie row has a test composition) and score ``test.csv`` once (``test_*``: as served, i.e. structure
+   model where a CIF exists, else composition; ``test_composition_*``: composition model on every row);
+2. **grouped CV on all rows**: by chemical system (``cv_*``; the out-of-fold predictions of the final fit);
+3. **same folds, model vs anchors** (:mod:`experiments.conductivity_cv`): chemical-system CV and leave-one-family-out
+   of the composition model and of Magpie + random forest / extra-trees (``lofo_*``, ``anchor_*``), logged as the
+   per-family table ``tables/leave_one_family_out.csv``;
+4. log params, metrics, parity plots coloured by structure family, feature importance and the model trained on
+   **all rows**; register ``sse-screen-conductivity`` (alias ``champion`` if its ``cv_chemsys_mae`` beats the
+   champion's; a ``--quick``/``--limit`` smoke run is always ``candidate``).
    ``--ship DIR`` also writes that bundle there (``models/shipped/conductivity`` is the shipped default).
 
 Usage::
@@ -44,38 +44,39 @@ from sse_screen.experiments.tracking import (
     tracked_run,
 )
 from sse_screen.experiments.train_property import model_params
-from sse_screen.features.composition import CompositionFeaturizer
-from sse_screen.features.datasets import data_dir, load_obelix
+from sse_screen.features.conductivity_data import conductivity_table
+from sse_screen.features.datasets import data_dir
 from sse_screen.features.structure import StructureError, read_cif
 from sse_screen.models.conductivity import TARGET, ConductivityModel, conductivity_report
 from sse_screen.models.persistence import sha256_file
 
 TASK = "conductivity"
-QUICK = {"n_estimators": 40, "n_folds": 3, "learning_rate": 0.15}
-SHOWN = ("test_mae", "test_spearman", "test_r2", "test_precision_top10", "test_coverage", "test_mae_upstream",
-         "test_spearman_upstream", "test_composition_mae", "test_composition_spearman", "cv_mae", "cv_spearman",
-         "cv_coverage", "cv_structure_mae", "cv_family_mae", "cv_family_spearman", "anchor_rf_mae_upstream",
-         "anchor_rf_spearman_upstream", "anchor_rf_mae", "anchor_xgb_mae_upstream", "fit_seconds")  # fmt: skip
-_FAMILY_SPELLING = {"argyrodites": "argyrodite", "cholorides": "chlorides", "halide": "halides"}
+QUICK = {"n_estimators": 20, "n_folds": 3}
+SHOWN = ("test_mae", "test_spearman", "test_r2", "test_coverage", "test_composition_mae", "test_composition_spearman",
+         "cv_mae", "cv_spearman", "cv_coverage", "cv_out_of_domain", "anchor_rf_cv_mae", "anchor_rf_cv_spearman",
+         "anchor_et_cv_mae", "anchor_et_cv_spearman", "lofo_mae", "lofo_spearman", "lofo_coverage",
+         "lofo_out_of_domain", "anchor_et_lofo_mae", "anchor_et_lofo_spearman", "fit_seconds")  # fmt: skip
 
 
 def load_data(*, limit: int | None = None, seed: int = 0) -> tuple[pd.DataFrame, list[Any], int]:
-    """OBELiX rows that parse (with ``family_group``) and their structures (None where no CIF or unreadable).
+    """OBELiX + McHaffie rows that parse (:func:`features.conductivity_data.conductivity_table`) and their
+    structures (None where no CIF, unreadable, or a McHaffie row).
 
     Returns:
         The table, the per-row structures, and the number of rows dropped because the formula does not parse.
     """
-    table = load_obelix("all")
-    dropped = int(table["error"].notna().sum())
-    table = table[table["error"].isna()].reset_index(drop=True)
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        table = conductivity_table()
+    dropped = sum(int(str(w.message).split(": ")[1].split(" ")[0]) for w in caught if "row(s) kept" in str(w.message))
     if limit:
         table = table.sample(min(limit, len(table)), random_state=seed).reset_index(drop=True)
-    family = table["family"].fillna("unknown").str.strip().str.lower()
-    table["family_group"] = family.replace(_FAMILY_SPELLING)
     structures: list[Any] = []
     for path in table["cif_path"]:
         try:
-            structures.append(read_cif(path) if path else None)
+            structures.append(read_cif(path) if isinstance(path, str) and path else None)
         except StructureError:  # the lattice features of the row are used instead
             structures.append(None)
     return table, structures, dropped
@@ -94,27 +95,6 @@ def _score(table: pd.DataFrame, predicted: pd.DataFrame, prefix: str) -> dict[st
         pred_upper=predicted["log10_sigma_upper"],
     )
     return {f"{prefix}{k}": v for k, v in report.items()}
-
-
-def anchor_metrics(train: pd.DataFrame, test: pd.DataFrame, *, n_trees: int = 500, seed: int = 0) -> dict[str, float]:
-    """The issue's anchor, measured here: Magpie features + random forest / default xgboost, censored -> 1e-15."""
-    import xgboost as xgb
-    from sklearn.ensemble import RandomForestRegressor
-
-    featurizer = CompositionFeaturizer(preset="magpie").fit()
-    x_train, x_test = featurizer.transform(train["formula"]), featurizer.transform(test["formula"])
-    y_train = np.where(train["censored"], -15.0, train["log10_sigma_upper"])
-    models = {
-        "rf": RandomForestRegressor(n_estimators=n_trees, random_state=seed, n_jobs=1),
-        "xgb": xgb.XGBRegressor(n_jobs=1, random_state=seed),
-    }
-    out: dict[str, float] = {}
-    for name, model in models.items():
-        pred = model.fit(x_train, y_train).predict(x_test)
-        report = conductivity_report(test["log10_sigma_lower"], test["log10_sigma_upper"], pred)
-        out |= {f"anchor_{name}_{k}": v for k, v in report.items() if k in ("mae", "spearman", "r2",
-                "mae_upstream", "spearman_upstream", "precision_top10")}  # fmt: skip
-    return out
 
 
 def parity_figure(table: pd.DataFrame, pred: np.ndarray, *, title: str):
@@ -171,66 +151,71 @@ def train(
     """
     experiment_id = setup_tracking("sse-screen-conductivity", uri=tracking_uri)
     table, structures, dropped = load_data(limit=limit)
-    is_train = (table["split"] == "train").to_numpy()
+    is_train = (table["split"] != "test").to_numpy()  # OBELiX train + McHaffie (no McHaffie test composition)
     train_t, test_t = table[is_train].reset_index(drop=True), table[~is_train].reset_index(drop=True)
     train_s = [s for s, keep in zip(structures, is_train, strict=True) if keep]
     test_s = [s for s, keep in zip(structures, is_train, strict=True) if not keep]
     shared = sorted(set(train_t["composition_key"]) & set(test_t["composition_key"]))
-    log(f"conductivity: {len(train_t)} train / {len(test_t)} test rows ({dropped} dropped: formula does not parse; "
-        f"{sum(s is not None for s in structures)} with a readable CIF; {len(shared)} composition(s) on both sides "
-        "of the official split)")  # fmt: skip
+    log(f"conductivity: {len(train_t)} train rows (OBELiX train + McHaffie) / {len(test_t)} OBELiX test rows "
+        f"({dropped} dropped: formula does not parse; {sum(s is not None for s in structures)} with a readable CIF; "
+        f"{len(shared)} composition(s) on both sides of the official split)")  # fmt: skip
     params = params or {}
     say = lambda m: log(f"  {m}")  # noqa: E731
-    metrics: dict[str, float] = {
-        "n_train": len(train_t),
-        "n_test": len(test_t),
-        "n_split_shared_compositions": len(shared),
-    }
+    metrics: dict[str, float] = {"n_train": len(train_t), "n_test": len(test_t), "n_rows": len(table)}
+    metrics["n_split_shared_compositions"] = len(shared)
     smoke_run = smoke_run or bool(limit)
     with tracked_run(experiment_id), tempfile.TemporaryDirectory() as tmp:
-        log("official split: fit on train, score on test")
+        log("official split: fit on everything but OBELiX test.csv, score test.csv once")
         official = ConductivityModel(**params).fit(train_t, **_bounds(train_t), structures=train_s, progress=say)
         served = official.predict_table(test_t["formula"], structures=test_s)
         metrics |= _score(test_t, served, "test_")
         metrics |= _score(test_t, official.predict_table(test_t["formula"]), "test_composition_")
-        log("all rows: grouped CV by composition + final fit")
+        log("all rows: chemical-system-grouped CV + final fit")
         start = time.perf_counter()
         model = ConductivityModel(**params).fit(table, **_bounds(table), structures=structures, progress=say)
         metrics["fit_seconds"] = time.perf_counter() - start
         for kind, report in model.cv_metrics_.items():
             prefix = "cv_" if kind == "composition" else f"cv_{kind}_"
             metrics |= {f"{prefix}{k}": v for k, v in report.items()}
-        log("all rows: grouped CV by structure family")
-        family_cv, _ = model.cross_validate(
-            table, **_bounds(table), structures=structures, groups=table["family_group"], progress=say
-        )
-        for kind, report in family_cv.items():
-            prefix = "cv_family_" if kind == "composition" else f"cv_family_{kind}_"
-            metrics |= {f"{prefix}{k}": v for k, v in report.items()}
-        if anchor:
-            log("anchor: Magpie + random forest / xgboost on the official split")
-            metrics |= anchor_metrics(train_t, test_t, n_trees=50 if limit else 500)
+        metrics["cv_chemsys_mae"] = metrics["cv_mae"]
+        log("same folds: composition model vs Magpie anchors, chemsys CV and leave-one-family-out")
+        same_folds, lofo_table, oof = compare_on_same_folds(table, params, anchor=anchor, quick=bool(limit), say=say)
+        metrics |= same_folds
         metrics = {k: float(v) for k, v in metrics.items() if np.isfinite(v)}
-        data_path = data_dir() / "obelix" / "all.csv"
+        files = {"obelix": data_dir() / "obelix" / "all.csv",
+                 "mchaffie": data_dir() / "mchaffie" / "ionic_conductivity_database.csv"}  # fmt: skip
+        data_path = files["obelix"]
         meta = {
             "training_data_sha256": sha256_file(data_path),
-            "training_data": "obelix/all.csv: all rows whose formula parses" if limit is None else f"all.csv[:{limit}]",
+            "training_data_sha256_mchaffie": sha256_file(files["mchaffie"]),
+            "training_data": (
+                "obelix/all.csv: all rows whose formula parses (train AND test), plus the mchaffie rows whose "
+                "canonical composition OBELiX lacks (extrapolated ones included)"
+                if limit is None
+                else f"{limit} sampled rows"
+            ),
             "training_rows": len(table),
-            "note": "trained on ALL OBELiX rows (train + test); the test_* metrics come from a separate fit on "
-            "obelix/train.csv only, the cv_* metrics are grouped out-of-fold on all rows",
-            "metrics": {k: v for k, v in metrics.items() if k.startswith(("test_", "cv_", "anchor_"))},
+            "training_rows_by_source": table["source"].value_counts().to_dict(),
+            "note": "the shipped model saw ALL rows (OBELiX train + test + McHaffie); the test_* metrics come from a "
+            "separate fit that saw every row but obelix/test.csv, scored once; cv_* are chemical-system-grouped "
+            "out-of-fold, lofo_* leave one structure family out",
+            "metrics": {k: v for k, v in metrics.items() if k.startswith(("test_", "cv_", "anchor_", "lofo_"))},
+            "leave_one_family_out": lofo_table.round(4).to_dict(orient="records"),
             "trained_seconds": round(metrics["fit_seconds"], 1),
         }
         bundle = model.save(Path(tmp) / "bundle", metadata=meta)
         kind = "structure" if model.use_structure else "composition"
         figures = {
             "parity_cv_by_family": parity_figure(
-                table, model.oof_[f"{kind}_pred"].to_numpy(), title=f"grouped CV (by composition), {kind} model"
+                table, model.oof_[f"{kind}_pred"].to_numpy(), title=f"chemical-system-grouped CV, {kind} model"
             ),
+            "parity_leave_one_family_out": parity_figure(table, oof, title="leave-one-family-out, composition model"),
             "parity_official_test": parity_figure(test_t, served[TARGET].to_numpy(), title="official test split"),
-            # the shared helper reads boosters_["regressor"]
             "feature_importance": importance_figure(model.boosters_[kind]),
         }
+        import mlflow
+
+        mlflow.log_text(lofo_table.to_csv(index=False), "tables/leave_one_family_out.csv")
         result = log_and_register(
             task=TASK,
             estimator=model,
@@ -239,15 +224,49 @@ def train(
             input_example=pd.DataFrame({"formula": table["reduced_formula"].head(5).astype(str).tolist()}),
             data_path=data_path,
             figures=figures,
-            selection_metric="cv_mae",
+            selection_metric="cv_chemsys_mae",
             registered_model=registered_model,
-            baseline=None if smoke_run else shipped_baseline(TASK, "cv_mae", data_path),
+            baseline=None if smoke_run else shipped_baseline(TASK, "cv_chemsys_mae", data_path),
             smoke_run=smoke_run,
         )
         if ship is not None:
             model.save(ship, metadata=meta, overwrite=True)
             log(f"  shipped bundle written to {ship}")
     return result, metrics
+
+
+def compare_on_same_folds(
+    table: pd.DataFrame, params: dict[str, Any], *, anchor: bool, quick: bool, say
+) -> tuple[dict[str, float], pd.DataFrame, np.ndarray]:
+    """Composition model vs Magpie + RF / ET anchors on the same chemsys folds and leave-one-family-out splits.
+
+    Returns:
+        Metrics (``lofo_*`` of the model pooled over families, ``anchor_<rf|et>_cv_*`` / ``anchor_<rf|et>_lofo_*``),
+        the per-family table, and the model's leave-one-family-out predictions per row (NaN outside the families).
+    """
+    from sse_screen.experiments.conductivity_cv import evaluate, forest_anchor, model_contender
+
+    contenders = {"model": model_contender({**params, "use_structure": False})}
+    if anchor:
+        n_trees = 50 if quick else 500
+        contenders |= {
+            "anchor_rf": forest_anchor("rf", n_trees=n_trees, n_jobs=2),
+            "anchor_et": forest_anchor("et", n_trees=n_trees, n_jobs=2),
+        }
+    cv, lofo, _ = evaluate(table, contenders, say=say, keep_lofo=True)
+    out: dict[str, float] = {}
+    for _, row in cv.iterrows():
+        if row["model"] != "model":
+            out |= {f"{row['model']}_cv_{k}": row[k] for k in ("mae", "spearman")}
+    for _, row in lofo[lofo["family"] == "all"].iterrows():
+        prefix = "lofo_" if row["model"] == "model" else f"{row['model']}_lofo_"
+        out |= {
+            f"{prefix}{k}": row[k]
+            for k in ("mae", "spearman", "coverage", "out_of_domain")
+            if k in row and np.isfinite(row[k])
+        }
+    pooled = lofo.attrs["pooled"]["model"]
+    return out, lofo.drop(columns=[]), pooled
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -259,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tracking-uri", help="default: $MLFLOW_TRACKING_URI or the local sqlite store")
     parser.add_argument("--registered-model", help="registry name (default: sse-screen-conductivity)")
     parser.add_argument("--ship", help="also save the bundle here (models/shipped/conductivity is the shipped default)")
-    parser.add_argument("--no-anchor", action="store_true", help="skip the Magpie + random-forest anchor")
+    parser.add_argument("--no-anchor", action="store_true", help="skip the Magpie + RF / ET anchors")
     args = parser.parse_args(argv)
     try:
         params = model_params(args.config, quick=QUICK if args.quick else None, estimator=ConductivityModel())

@@ -1,25 +1,24 @@
 """Room-temperature Li-ion conductivity model (log10 S/cm) from composition, and from structure when a CIF is given.
 
-Design (small, noisy, censored data: OBELiX has 599 measurements spanning 15 decades, 37 of them only an upper
-bound such as ``<1E-10``):
+Design (small, noisy, censored data from two sources spanning 15 decades; chosen on chemical-system-grouped CV,
+``experiments/conductivity_cv.py``):
 
-* **censored targets as censored**: an accelerated-failure-time objective (xgboost ``survival:aft``, normal errors)
-  fits interval targets: a measured value is the interval ``[v, v]``, ``<1E-10`` is ``(-inf, -10]``. Labels are
-  passed as ``exp(log10 sigma)`` so that xgboost's log-time is log10 sigma and the boosters' margin *is* the
-  prediction in log10 S/cm. No number is invented for a censored row.
-* **two models in one bundle**: ``composition`` (composition features only) and ``structure`` (composition +
-  :mod:`features.structure` features). :meth:`ConductivityModel.predict_table` uses the structure model for rows
-  that come with a structure and the composition model otherwise, and says which in ``conductivity_model``.
-* **grouped out-of-fold CV** (groups = composition, so repeat measurements never straddle folds) gives the CV
-  metrics and calibrates a normalised split-conformal interval (:mod:`models.uncertainty`) from a second booster
-  that predicts the size of the error. Calibration and coverage use the exactly measured rows; for censored rows
-  :func:`conductivity_report` says how often the interval reaches below the bound.
+* **a random forest in xgboost** (``num_parallel_tree`` trees, one round, squared error): forests extrapolate across
+  chemical systems better than the boosted model did, and the xgboost form ships as a compact UBJ file (no pickle).
+  Censored values (``<1E-10``) count at their bound; training rows flagged ``extrapolated`` (McHaffie values
+  extrapolated from higher-temperature Arrhenius data) get ``extrapolated_weight``. Targets and outputs are clipped
+  to :data:`LOG10_SIGMA_RANGE`.
+* **features**: the shared ``electrolyte`` composition features without price or supply risk
+  (:data:`EXCLUDED_FEATURES`), plus the ion-chemistry block of :mod:`features.ion_chemistry` (anion identity and
+  polarisability, polyanions, framework cation charge and radius, element embeddings).
+* **two models in one bundle**: ``composition`` and ``structure`` (the same plus :mod:`features.structure`
+  features); :meth:`ConductivityModel.predict_table` uses the structure model for rows that come with a structure.
+* **grouped out-of-fold CV** (groups = chemical system, so a doping series never straddles folds) gives the CV
+  metrics and calibrates a normalised split-conformal interval (:mod:`models.uncertainty`) whose scale is a second
+  booster's predicted error size times ``1 + interval_distance_weight x`` the distance to the training data
+  (:mod:`models.domain`), so intervals widen away from the data.
 * **applicability domain** (:mod:`models.domain`): ``in_domain`` is False without Li, with an element never seen in
-  training, or when the composition's mean distance to its ``domain_k`` nearest training compositions (robust-scaled
-  top features) exceeds the ``domain_quantile`` of the same distance among the training compositions.
-
-The out-of-fold loop, the error-size booster, seeds and the bundle format are shared with the property model
-(:mod:`models.boosting`, :mod:`models.model_bundle`).
+  training, or beyond the atomic-fraction distance threshold calibrated on leave-chemical-system-out neighbours.
 """
 
 from __future__ import annotations
@@ -31,50 +30,59 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import xgboost as xgb
+from scipy.stats import norm
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.model_selection import GroupKFold
 from sklearn.utils.validation import check_is_fitted
 
-from sse_screen.features.canonical import canonical_keys
-from sse_screen.features.formula import as_formula_list
+from sse_screen.features.conductivity_data import chemical_systems
+from sse_screen.features.formula import as_formula_list, parse_batch
+from sse_screen.features.ion_chemistry import FEATURES as ION_FEATURES
+from sse_screen.features.ion_chemistry import ion_chemistry_block
 from sse_screen.features.structure import LATTICE_COLUMNS, StructureError, StructureFeaturizer, read_cif
-from sse_screen.models.boosting import OutOfFold, base_seed, fit_final_scale, margin, out_of_fold, tree_params
-from sse_screen.models.domain import fit_domain, in_domain
+from sse_screen.models.boosting import OutOfFold, base_seed, fit_final_scale, margin, out_of_fold
+from sse_screen.models.domain import domain_distance, fit_domain, in_domain, nearest_distance
 from sse_screen.models.explain import explain_branches
 from sse_screen.models.feature_table import checked_feature_table, composition_feature_names, composition_features
 from sse_screen.models.metrics import conductivity_report
 from sse_screen.models.model_bundle import bundle_params, restore_fitted, save_model
 from sse_screen.models.persistence import Bundle, load_bundle
-from sse_screen.models.uncertainty import ConformalCalibration
+from sse_screen.models.uncertainty import ConformalCalibration, calibrate
 
 Kind = Literal["composition", "structure"]
 KINDS: tuple[Kind, ...] = ("composition", "structure")
 TARGET = "log10_sigma_s_per_cm"
 INTERVAL_COLUMNS = ("log10_sigma_std", "log10_sigma_lower", "log10_sigma_upper")
 OUTPUT_COLUMNS = (TARGET, *INTERVAL_COLUMNS, "conductivity_model", "in_domain")
+#: Physical range of room-temperature Li-ion conductivity (log10 S/cm) that targets, predictions and interval bounds
+#: are clipped to: the best known Li conductors reach ~2.5e-2 S/cm (-1.6); below ~1e-14 S/cm nothing is measurable
+#: at room temperature (McHaffie's Arrhenius extrapolations down to 1e-31 are artefacts).
+LOG10_SIGMA_RANGE = (-14.0, -1.0)
+#: Composition features of the shared ``electrolyte`` preset the model does not read: price and supply risk are
+#: not physics of ion transport (they were spurious proxies for chemistry, among the old model's top features).
+EXCLUDED_FEATURES = ("cost_usd_per_kg", "hhi_production", "hhi_reserve")
 
 
 class ConductivityModel(RegressorMixin, BaseEstimator):
-    """Censored-aware gradient-boosted model of log10 room-temperature Li-ion conductivity (S/cm).
+    """Random-forest model of log10 room-temperature Li-ion conductivity (S/cm), with intervals and a domain flag.
 
     Args:
-        preset: Composition feature preset (:class:`features.composition.CompositionFeaturizer`).
+        preset: Composition feature preset of the shared feature table (:data:`EXCLUDED_FEATURES` are dropped).
         use_structure: Also fit the structure-aware model (used for rows given a structure).
-        n_estimators: Boosting rounds of the point models.
-        learning_rate: Shrinkage.
-        max_depth: Tree depth.
-        min_child_weight: Minimum hessian per leaf.
-        subsample: Row subsampling per tree.
-        colsample_bytree: Feature subsampling per tree.
-        aft_scale: Scale (log10 S/cm) of the AFT normal error distribution.
+        n_estimators: Trees of the forest (xgboost ``num_parallel_tree``, one round).
+        max_depth: Tree depth of the forest.
+        min_child_weight: Minimum (weighted) rows per leaf.
+        subsample: Rows sampled (without replacement) per tree.
+        colsample_bynode: Features sampled per split.
+        max_bin: Histogram bins per feature (fewer: faster, coarser splits).
+        extrapolated_weight: Weight of training rows flagged ``extrapolated`` (a column of ``X``).
         scale_n_estimators: Boosting rounds of the error-size (interval) boosters.
         scale_max_depth: Tree depth of the error-size boosters.
         scale_learning_rate: Shrinkage of the error-size boosters.
+        interval_distance_weight: Interval scale multiplier per unit of domain distance (distance / threshold).
         coverage: Nominal coverage of the prediction intervals.
-        n_folds: Grouped folds of the out-of-fold predictions (CV metrics and interval calibration).
-        domain_quantile: Training-distance quantile beyond which a composition is out of domain.
-        domain_features: Most important composition features that span the domain distance.
-        domain_k: Nearest training compositions averaged in the domain distance.
+        n_folds: Chemical-system-grouped folds of the out-of-fold predictions (CV metrics, interval calibration).
+        domain_quantile: Quantile of the leave-chemical-system-out nearest distances that bounds the domain.
         random_state: Seed.
         n_jobs: xgboost threads.
     """
@@ -84,41 +92,39 @@ class ConductivityModel(RegressorMixin, BaseEstimator):
         *,
         preset: str = "electrolyte",
         use_structure: bool = True,
-        n_estimators: int = 500,
-        learning_rate: float = 0.03,
-        max_depth: int = 4,
-        min_child_weight: float = 2.0,
+        n_estimators: int = 150,
+        max_depth: int = 8,
+        min_child_weight: float = 1.0,
         subsample: float = 0.8,
-        colsample_bytree: float = 0.5,
-        aft_scale: float = 1.0,
+        colsample_bynode: float = 0.33,
+        max_bin: int = 64,
+        extrapolated_weight: float = 1.0,
         scale_n_estimators: int = 200,
         scale_max_depth: int = 3,
         scale_learning_rate: float = 0.05,
+        interval_distance_weight: float = 1.0,
         coverage: float = 0.8,
         n_folds: int = 5,
-        domain_quantile: float = 0.95,
-        domain_features: int = 20,
-        domain_k: int = 3,
+        domain_quantile: float = 0.85,
         random_state: int | None = 0,
         n_jobs: int | None = 1,
     ) -> None:
         self.preset = preset
         self.use_structure = use_structure
         self.n_estimators = n_estimators
-        self.learning_rate = learning_rate
         self.max_depth = max_depth
         self.min_child_weight = min_child_weight
         self.subsample = subsample
-        self.colsample_bytree = colsample_bytree
-        self.aft_scale = aft_scale
+        self.colsample_bynode = colsample_bynode
+        self.max_bin = max_bin
+        self.extrapolated_weight = extrapolated_weight
         self.scale_n_estimators = scale_n_estimators
         self.scale_max_depth = scale_max_depth
         self.scale_learning_rate = scale_learning_rate
+        self.interval_distance_weight = interval_distance_weight
         self.coverage = coverage
         self.n_folds = n_folds
         self.domain_quantile = domain_quantile
-        self.domain_features = domain_features
-        self.domain_k = domain_k
         self.random_state = random_state
         self.n_jobs = n_jobs
 
@@ -133,8 +139,8 @@ class ConductivityModel(RegressorMixin, BaseEstimator):
         Both models see the same columns, so the bundle has one feature list; the composition model is trained
         with the structure columns missing (NaN), so its trees never split on them.
         """
-        names = composition_feature_names(self.preset)
-        return names + list(StructureFeaturizer().fit().get_feature_names_out())
+        names = [n for n in composition_feature_names(self.preset) if n not in EXCLUDED_FEATURES]
+        return names + list(ION_FEATURES) + list(StructureFeaturizer().fit().get_feature_names_out())
 
     def _design(
         self,
@@ -148,6 +154,8 @@ class ConductivityModel(RegressorMixin, BaseEstimator):
         ``features``: the rows' composition features, already computed (see :meth:`predict_table`).
         """
         comp, errors = composition_features(formulas, preset=self.preset, features=features)
+        keep = [i for i, n in enumerate(composition_feature_names(self.preset)) if n not in EXCLUDED_FEATURES]
+        comp = np.hstack([comp[:, keep], ion_chemistry_block(parse_batch(formulas))])
         featurizer = StructureFeaturizer(errors="nan").fit()
         n = len(formulas)
         struct = np.full((n, len(featurizer.get_feature_names_out())), np.nan)
@@ -183,33 +191,39 @@ class ConductivityModel(RegressorMixin, BaseEstimator):
         return as_formula_list(X), None, None
 
     # ---------------------------------------------------------------------------------------------- training
-    def _params(self, seed: int) -> dict[str, Any]:
-        aft = {"aft_loss_distribution": "normal", "aft_loss_distribution_scale": self.aft_scale}
-        return {"objective": "survival:aft", **aft} | tree_params(self, seed)
+    def _forest_params(self, seed: int) -> dict[str, Any]:
+        return {
+            "objective": "reg:squarederror", "num_parallel_tree": self.n_estimators, "learning_rate": 1.0,
+            "max_depth": self.max_depth, "min_child_weight": self.min_child_weight, "subsample": self.subsample,
+            "colsample_bynode": self.colsample_bynode, "reg_lambda": 1e-5, "tree_method": "hist",
+            "max_bin": self.max_bin, "random_state": seed, "n_jobs": self.n_jobs,
+        }  # fmt: skip
 
-    def _fit_point(self, x: np.ndarray, lo: np.ndarray, hi: np.ndarray, seed: int) -> xgb.Booster:
-        data = xgb.DMatrix(x)
-        data.set_float_info("label_lower_bound", np.exp(lo))  # exp(-inf) = 0: left-censored
-        data.set_float_info("label_upper_bound", np.exp(hi))
-        params = self._params(seed) | {"base_score": float(np.exp(np.median(hi)))}
-        return xgb.train(params, data, num_boost_round=self.n_estimators)
+    def _fit_point(self, x: np.ndarray, y: np.ndarray, weight: np.ndarray, seed: int) -> xgb.Booster:
+        data = xgb.DMatrix(x, label=y, weight=weight)
+        params = self._forest_params(seed) | {"base_score": float(np.average(y, weights=weight))}
+        return xgb.train(params, data, num_boost_round=1)
 
     def _scale_params(self, seed: int) -> dict[str, Any]:
         """xgboost parameters of the error-size boosters (:func:`models.boosting.fit_scale_booster`)."""
-        params = self._params(seed) | {"max_depth": self.scale_max_depth, "learning_rate": self.scale_learning_rate}
-        for key in ("objective", "aft_loss_distribution", "aft_loss_distribution_scale"):
-            params.pop(key)
-        return params
+        shared = {"tree_method": "hist", "max_bin": self.max_bin, "random_state": seed, "n_jobs": self.n_jobs}
+        return {"max_depth": self.scale_max_depth, "learning_rate": self.scale_learning_rate, "subsample": 0.8} | shared
 
-    def _oof(self, x, lo, hi, folds, seed, say, kind) -> OutOfFold:
+    def _oof(self, x, y, weight, measured, folds, seed, say, kind) -> OutOfFold:
         def fit_predict(train: np.ndarray, test: np.ndarray, fold_seed: int) -> np.ndarray:
-            return margin(self._fit_point(x[train], lo[train], hi[train], fold_seed), x[test])
+            return margin(self._fit_point(x[train], y[train], weight[train], fold_seed), x[test])
 
         rounds = self.scale_n_estimators
         return out_of_fold(
-            x, hi, folds, fit_predict=fit_predict, scale_params=self._scale_params, scale_rounds=rounds, seed=seed,
-            coverage=self.coverage, measured=lo == hi, say=say, label=f"{kind} model:",
+            x, y, folds, fit_predict=fit_predict, scale_params=self._scale_params, scale_rounds=rounds, seed=seed,
+            coverage=self.coverage, measured=measured, say=say, label=f"{kind} model:",
         )  # fmt: skip
+
+    def _widen(self, oof: OutOfFold, distance: np.ndarray, y: np.ndarray) -> ConformalCalibration:
+        """Recalibrate the conformal multiplier on the distance-widened out-of-fold scale."""
+        scale = oof.scale * (1.0 + self.interval_distance_weight * distance)
+        rows = oof.measured
+        return calibrate(y[rows], oof.prediction[rows], scale[rows], coverage=self.coverage)
 
     @staticmethod
     def _targets(y: Any, y_lower: Any, y_upper: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -225,17 +239,31 @@ class ConductivityModel(RegressorMixin, BaseEstimator):
     def _prepare(self, X, y, y_lower, y_upper, structures, groups):
         formulas, lattice, cifs = self._inputs(X)
         lo, hi = self._targets(y, y_lower, y_upper)
+        flag = X["extrapolated"].to_numpy(bool) if isinstance(X, pd.DataFrame) and "extrapolated" in X else False
+        extrapolated = np.zeros(len(lo), dtype=bool) | flag
+        weight = np.where(extrapolated, self.extrapolated_weight, 1.0)
         if len(formulas) != len(lo):
             raise ValueError(f"{len(formulas)} formulas but {len(lo)} targets")
-        comp, struct, errors, has = self._design(formulas, structures if structures is not None else cifs, lattice)
+        comp, struct, errors, _ = self._design(formulas, structures if structures is not None else cifs, lattice)
         bad = [(i, e) for i, e in enumerate(errors) if e]
         if bad:
             raise ValueError(f"{len(bad)} training rows cannot be featurized, e.g. row {bad[0][0]}: {bad[0][1]}")
-        groups = canonical_keys(formulas) if groups is None else groups  # one group per canonical composition
-        groups = pd.factorize(pd.Series(list(groups), dtype=object))[0]
+        systems = pd.factorize(pd.Series(list(chemical_systems(formulas)), dtype=object))[0]
+        groups = systems if groups is None else pd.factorize(pd.Series(list(groups), dtype=object))[0]
         seed = base_seed(self.random_state)
         folds = list(GroupKFold(self.n_folds, shuffle=True, random_state=seed).split(comp, groups=groups))
-        return formulas, lo, hi, comp, struct, has, folds, seed
+        y = np.clip(hi, *LOG10_SIGMA_RANGE)  # censored rows count at their bound
+        exact = (lo == hi) & ~extrapolated  # rows that fit the error model and calibrate the intervals
+        return formulas, lo, hi, y, weight, exact, comp, struct, folds, seed, systems
+
+    def _oof_distance(self, formulas, systems, folds) -> np.ndarray:
+        """Each row's domain distance (in threshold units) to its own fold's training rows."""
+        out = np.empty(len(formulas))
+        dense = parse_batch(formulas).dense()
+        for train, test in folds:
+            domain = fit_domain([formulas[i] for i in train], systems[train], quantile=self.domain_quantile)
+            out[test] = nearest_distance(dense[test], dense[train]) / max(domain["threshold"], 1e-9)
+        return out
 
     def cross_validate(
         self, X: Any, y: Any = None, *, y_lower=None, y_upper=None, structures=None, groups=None, progress=None
@@ -247,18 +275,30 @@ class ConductivityModel(RegressorMixin, BaseEstimator):
             ``<kind>_upper`` per row (log10 S/cm).
         """
         say = progress or (lambda message: None)
-        _, lo, hi, comp, struct, _, folds, seed = self._prepare(X, y, y_lower, y_upper, structures, groups)
+        formulas, lo, hi, y, weight, exact, comp, struct, folds, seed, systems = self._prepare(
+            X, y, y_lower, y_upper, structures, groups
+        )
+        distance = self._oof_distance(formulas, systems, folds)
         reports, columns = {}, {}
         for kind in self.kinds:
-            oof = self._oof(self._matrix(kind, comp, struct), lo, hi, folds, seed, say, kind)
-            reports[kind], columns[kind] = self._oof_scores(lo, hi, oof, kind)
+            oof = self._oof(self._matrix(kind, comp, struct), y, weight, exact, folds, seed, say, kind)
+            _, reports[kind], columns[kind] = self._oof_scores(lo, hi, y, oof, distance, kind)
         return reports, pd.concat(list(columns.values()), axis=1)
 
+    def _oof_scores(self, lo, hi, y, oof: OutOfFold, distance, kind: Kind):
+        """Distance-widened calibration, CV report and out-of-fold columns of one model kind."""
+        calibration = self._widen(oof, distance, y)
+        pred, low, high = self._bounded(
+            oof.prediction, oof.scale * (1 + self.interval_distance_weight * distance), calibration
+        )
+        report = conductivity_report(lo, hi, pred, pred_lower=low, pred_upper=high)
+        return calibration, report, pd.DataFrame({f"{kind}_pred": pred, f"{kind}_lower": low, f"{kind}_upper": high})
+
     @staticmethod
-    def _oof_scores(lo, hi, oof: OutOfFold, kind: Kind) -> tuple[dict[str, float], pd.DataFrame]:
-        low, high = oof.interval()
-        report = conductivity_report(lo, hi, oof.prediction, pred_lower=low, pred_upper=high)
-        return report, pd.DataFrame({f"{kind}_pred": oof.prediction, f"{kind}_lower": low, f"{kind}_upper": high})
+    def _bounded(point, scale, calibration: ConformalCalibration):
+        """Point, lower and upper bounds clipped to :data:`LOG10_SIGMA_RANGE`."""
+        low, high = calibration.interval(point, scale)
+        return tuple(np.clip(v, *LOG10_SIGMA_RANGE) for v in (point, low, high))
 
     def fit(
         self, X: Any, y: Any = None, *, y_lower=None, y_upper=None, structures=None, groups=None, progress=None
@@ -266,14 +306,15 @@ class ConductivityModel(RegressorMixin, BaseEstimator):
         """Fit the composition (and structure) models, their interval models and the applicability domain.
 
         Args:
-            X: Formulas, or a table with ``formula`` (its canonical composition key makes the CV groups), the
-                lattice columns of :data:`features.structure.LATTICE_COLUMNS` and ``cif_path`` (an OBELiX table).
+            X: Formulas, or a table with ``formula``, optionally the lattice columns of
+                :data:`features.structure.LATTICE_COLUMNS`, ``cif_path`` and ``extrapolated`` (bool: the value was
+                extrapolated to room temperature; weighted by ``extrapolated_weight``).
             y: log10 conductivity (log10 S/cm); may be NaN where ``y_lower``/``y_upper`` give the interval.
             y_lower: Interval lower bounds (``-inf`` for left-censored rows); default ``y``.
-            y_upper: Interval upper bounds; default ``y``.
+            y_upper: Interval upper bounds (a censored row counts at this bound); default ``y``.
             structures: Per-row pymatgen Structures / CIF paths / None (default: ``X["cif_path"]``). Training rows
                 whose structure cannot be featurized use the lattice features, if ``X`` has them.
-            groups: CV groups (default: the canonical composition key of each formula, :mod:`features.canonical`).
+            groups: CV groups (default: the chemical system of each formula, so doping series stay together).
             progress: Optional callable ``progress(message)``.
 
         Returns:
@@ -281,28 +322,25 @@ class ConductivityModel(RegressorMixin, BaseEstimator):
             ``domain_``.
         """
         say = progress or (lambda message: None)
-        formulas, lo, hi, comp, struct, _, folds, seed = self._prepare(X, y, y_lower, y_upper, structures, groups)
+        formulas, lo, hi, y, weight, exact, comp, struct, folds, seed, systems = self._prepare(
+            X, y, y_lower, y_upper, structures, groups
+        )
+        distance = self._oof_distance(formulas, systems, folds)
         self.boosters_, self.calibration_, self.cv_metrics_, oof_columns = {}, {}, {}, []
         for kind in self.kinds:
             x = self._matrix(kind, comp, struct)
-            oof = self._oof(x, lo, hi, folds, seed, say, kind)
-            self.calibration_[kind] = oof.calibration
-            self.cv_metrics_[kind], columns = self._oof_scores(lo, hi, oof, kind)
+            oof = self._oof(x, y, weight, exact, folds, seed, say, kind)
+            self.calibration_[kind], self.cv_metrics_[kind], columns = self._oof_scores(lo, hi, y, oof, distance, kind)
             oof_columns.append(columns)
             say(f"{kind} model: final fit")
-            self.boosters_[kind] = self._fit_point(x, lo, hi, seed)
-            scale_params = self._scale_params(seed)
+            self.boosters_[kind] = self._fit_point(x, y, weight, seed)
             self.boosters_[f"{kind}_scale"] = fit_final_scale(
-                x, oof, scale_params, n_estimators=self.scale_n_estimators
+                x, oof, self._scale_params(seed), n_estimators=self.scale_n_estimators
             )
             for name in (kind, f"{kind}_scale"):
                 self.boosters_[name].feature_names = self.feature_names()
         self.oof_ = pd.concat(oof_columns, axis=1)
-        gain = self.boosters_["composition"].get_score(importance_type="total_gain")
-        self.domain_ = fit_domain(
-            formulas, comp, self.feature_names(), gain, n_features=self.domain_features, k=self.domain_k,
-            quantile=self.domain_quantile,
-        )  # fmt: skip
+        self.domain_ = fit_domain(formulas, systems, quantile=self.domain_quantile)
         self.n_features_in_ = len(self.feature_names())
         self.feature_names_in_ = np.asarray(self.feature_names(), dtype=object)
         return self
@@ -397,25 +435,29 @@ class ConductivityModel(RegressorMixin, BaseEstimator):
         formulas, comp, struct, errors, served_by = self._serve(formulas, structures, features)
         n = len(formulas)
         out = {c: np.full(n, np.nan) for c in OUTPUT_COLUMNS[:4]}
+        good = served_by != ""
+        distance = np.full(n, np.inf)
+        if good.any():
+            distance[good] = domain_distance(self.domain_, [formulas[i] for i in np.flatnonzero(good)])
         for name in self.kinds:
             rows = served_by == name
             if not rows.any():
                 continue
             x = self._matrix(name, comp[rows], struct[rows])
-            point = margin(self.boosters_[name], x)
             scale = np.maximum(margin(self.boosters_[f"{name}_scale"], x), 0)
-            low, high = self.calibration_[name].interval(point, scale)
-            out[TARGET][rows], out["log10_sigma_std"][rows] = point, self.calibration_[name].std(scale)
+            scale = scale * (1.0 + self.interval_distance_weight * distance[rows])
+            point, low, high = self._bounded(margin(self.boosters_[name], x), scale, self.calibration_[name])
+            out[TARGET][rows], out["log10_sigma_std"][rows] = (
+                point,
+                (high - low) / (2 * norm.ppf(0.5 + self.coverage / 2)),
+            )
             out["log10_sigma_lower"][rows], out["log10_sigma_upper"][rows] = low, high
         table = pd.DataFrame(out)
         table["conductivity_model"] = served_by
-        good = served_by != ""
         table["in_domain"] = np.zeros(n, dtype=bool)
         if good.any():
             rows = [formulas[i] for i in np.flatnonzero(good)]
-            table.loc[good, "in_domain"] = in_domain(
-                self.domain_, rows, comp[good], self.feature_names(), k=self.domain_k
-            )
+            table.loc[good, "in_domain"] = in_domain(self.domain_, rows, distance=distance[good])
         table["error"] = [e or "" for e in errors]
         return table
 

@@ -197,7 +197,7 @@ def objective_value(
     if mode == "mean":
         return mean
     upper = (mode == "optimistic") == maximize
-    names = _uncertainty_columns(column)
+    names = uncertainty_columns(column)
     bound = names["upper" if upper else "lower"]
     if k is None and bound in table.columns:
         return pd.to_numeric(table[bound], errors="coerce").to_numpy(dtype=np.float64)
@@ -207,7 +207,7 @@ def objective_value(
     return mean + (1.0 if upper else -1.0) * (1.0 if k is None else k) * std
 
 
-def _uncertainty_columns(column: str) -> dict[str, str]:
+def uncertainty_columns(column: str) -> dict[str, str]:
     """Names of the std/lower/upper columns of a prediction column (``band_gap_ev`` -> ``band_gap_std_ev``)."""
     for unit in ("_ev_per_atom", "_ev", "_s_per_cm"):
         if column.endswith(unit):

@@ -18,12 +18,15 @@ as ``d = 1e-6`` (worst). Defaults (:data:`DEFAULT_OBJECTIVES`; ``d = 0.5`` at th
 objective     column                    direction  centre               scale          weight
 ============  ========================  =========  ===================  =============  ======
 stability     e_hull_ev_per_atom        minimise   0.05 eV/atom         0.025 eV/atom  1.0
-conductivity  log10_sigma_s_per_cm      maximise   -4 (1e-4 S/cm)       1.0 decade     1.0
+conductivity  log10_sigma_s_per_cm      maximise   -4 (1e-4 S/cm)       1.0 decade     1.0 (expected)
 band_gap      band_gap_ev               maximise   2.0 eV               0.5 eV         0.5
 cost          cost_usd_per_kg (log10)   minimise   2 (100 USD/kg)       0.5 decade     0.25
 ============  ========================  =========  ===================  =============  ======
 
-Objectives whose column is absent are left out (weights renormalise); ``weights={"cost": 0}`` leaves one out too.
+"(expected)": in ``mean`` mode the conductivity's desirability is its expectation over the model's predictive
+distribution ``Normal(mean, log10_sigma_std)`` (:func:`desirability`), so ``-2.0 +- 4.1`` (a guess) scores below
+``-2.1 +- 0.3``. Objectives whose column is absent are left out (weights renormalise); ``weights={"cost": 0}``
+leaves one out too.
 The Pareto rank uses the same objectives (those with weight > 0) with the same mode-adjusted values.
 """
 
@@ -38,7 +41,14 @@ from typing import Final, Literal
 import numpy as np
 import pandas as pd
 
-from sse_screen.screening.checks import CheckConfig, Mode, check_limits, objective_value, run_checks
+from sse_screen.screening.checks import (
+    CheckConfig,
+    Mode,
+    check_limits,
+    objective_value,
+    run_checks,
+    uncertainty_columns,
+)
 from sse_screen.screening.mobile_ion import blank_conductivity, conductivity_weight_off
 
 __all__ = [
@@ -79,6 +89,9 @@ class Objective:
         scale: Width of the logistic curve, same unit; > 0.
         weight: Weight in the geometric mean; 0 leaves the objective out of score and Pareto rank.
         log10: Take log10 of the value first (prices).
+        expected: In ``mean`` mode, score the expected desirability over the predictive distribution
+            (``Normal(mean, std)`` from the ``<stem>_std`` column) instead of the desirability of the mean, so a
+            wide-interval guess counts for less than a confident prediction of the same value.
     """
 
     name: str
@@ -88,11 +101,12 @@ class Objective:
     scale: float
     weight: float = 1.0
     log10: bool = False
+    expected: bool = False
 
 
 DEFAULT_OBJECTIVES: Final[tuple[Objective, ...]] = (
     Objective(name="stability", column="e_hull_ev_per_atom", maximize=False, center=0.05, scale=0.025, weight=1.0),
-    Objective(name="conductivity", column="log10_sigma_s_per_cm", maximize=True, center=-4.0, scale=1.0, weight=1.0),
+    Objective(name="conductivity", column="log10_sigma_s_per_cm", maximize=True, center=-4.0, scale=1.0, expected=True),
     Objective(name="band_gap", column="band_gap_ev", maximize=True, center=2.0, scale=0.5, weight=0.5),
     Objective(name="cost", column="cost_usd_per_kg", maximize=False, center=2.0, scale=0.5, weight=0.25, log10=True),
 )
@@ -133,9 +147,17 @@ def _values(table: pd.DataFrame, obj: Objective, mode: Mode, k: float | None) ->
     return x
 
 
-def desirability(values: np.ndarray, obj: Objective) -> np.ndarray:
-    """Logistic desirability in (0, 1) of (log10-transformed, if set) values; NaN stays NaN."""
+def desirability(values: np.ndarray, obj: Objective, std: np.ndarray | None = None) -> np.ndarray:
+    """Logistic desirability in (0, 1) of (log10-transformed, if set) values; NaN stays NaN.
+
+    With ``std`` (same unit as the values), the expected desirability of ``Normal(values, std)``, by the probit
+    approximation ``E[logistic(z)] ~= logistic(mu / sqrt(1 + pi sigma^2 / 8))`` (MacKay 1992), with ``mu`` and
+    ``sigma`` in units of the curve's scale; a NaN std counts as 0.
+    """
     z = (np.asarray(values, dtype=np.float64) - obj.center) / obj.scale
+    if std is not None:
+        sigma = np.nan_to_num(np.asarray(std, dtype=np.float64), nan=0.0) / obj.scale
+        z = z / np.sqrt(1.0 + np.pi * sigma**2 / 8.0)
     with np.errstate(over="ignore"):
         return 1.0 / (1.0 + np.exp(-z if obj.maximize else z))
 
@@ -157,7 +179,10 @@ def score(
         return np.full(len(table), np.nan)
     total = np.zeros(len(table))
     for obj in active:
-        d = desirability(_values(table, obj, mode, k), obj)
+        std_column = uncertainty_columns(obj.column)["std"]
+        use_std = obj.expected and mode == "mean" and not obj.log10 and std_column in table.columns
+        std = pd.to_numeric(table[std_column], errors="coerce").to_numpy(dtype=np.float64) if use_std else None
+        d = desirability(_values(table, obj, mode, k), obj, std)
         total += obj.weight * np.log(np.clip(np.nan_to_num(d, nan=0.0), MIN_DESIRABILITY, 1.0))
     return np.exp(total / sum(o.weight for o in active))
 

@@ -22,13 +22,13 @@ from sse_screen.models.explain import explain_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 CIFS = data_dir() / "obelix" / "randomized_cifs"
-SMALL = {"n_estimators": 40, "n_folds": 3, "learning_rate": 0.15, "n_jobs": 1}
+SMALL = {"n_estimators": 20, "n_folds": 3, "n_jobs": 1}
 COLUMNS = [
     "log10_sigma_s_per_cm", "log10_sigma_std", "log10_sigma_lower", "log10_sigma_upper", "conductivity_model",
     "in_domain", "error",
 ]  # fmt: skip
 #: Constructor parameters added after bundles were first shipped: a bundle written before lacks them.
-NEW_KNOBS = ("scale_n_estimators", "scale_max_depth", "scale_learning_rate", "domain_features", "domain_k")
+NEW_KNOBS = ("scale_n_estimators", "scale_max_depth", "scale_learning_rate", "interval_distance_weight", "max_bin")
 
 
 @pytest.fixture(scope="module")
@@ -130,11 +130,15 @@ def test_shipped_bundle_loads_and_says_how_it_was_trained() -> None:
         pytest.skip("no shipped conductivity bundle in this checkout")
     model = ConductivityModel.load(shipped)
     meta = json.loads((shipped / "metadata.json").read_text())
-    assert "ALL OBELiX rows" in meta["note"] and meta["training_rows"] == 598
-    assert {"test_mae", "cv_mae", "cv_family_mae", "anchor_rf_mae_upstream"} <= set(meta["metrics"])
-    table = model.predict_table(["Li10GeP2S12", "Li2CO3"])
-    assert table["error"].tolist() == ["", ""]
+    assert "ALL rows" in meta["note"] and meta["training_rows_by_source"]["obelix"] == 598
+    assert meta["training_rows"] == sum(meta["training_rows_by_source"].values()) > 598
+    assert {"test_mae", "cv_mae", "lofo_mae", "anchor_rf_cv_mae", "anchor_et_cv_spearman"} <= set(meta["metrics"])
+    assert {row["family"] for row in meta["leave_one_family_out"]} >= {"nasicon", "garnet", "all"}
+    assert not any("cost" in name or "hhi" in name for name in meta["feature_names"])
+    table = model.predict_table(["Li10GeP2S12", "Li2CO3", "LiI"])
+    assert table["error"].tolist() == ["", "", ""]
     assert table.loc[0, "log10_sigma_s_per_cm"] > table.loc[1, "log10_sigma_s_per_cm"] + 2  # LGPS >> Li2CO3
+    assert table[["log10_sigma_lower", "log10_sigma_upper"]].stack().between(-14, -1).all()  # physical range
 
 
 def test_train_script_registers_against_a_real_mlflow_server(mlflow_server: str, tmp_path: Path) -> None:
@@ -149,7 +153,7 @@ def test_train_script_registers_against_a_real_mlflow_server(mlflow_server: str,
     assert run.returncode == 0, run.stderr[-3000:]
     smoke = "(a --quick/--limit smoke run is never champion)"  # registered, never served by default
     assert run.stdout.strip().endswith(f"models:/e2e-cond/1 -> @candidate {smoke}")
-    assert "test_mae=" in run.stdout and "cv_family_mae=" in run.stdout and "cv_coverage=" in run.stdout
+    assert "test_mae=" in run.stdout and "lofo_mae=" in run.stdout and "cv_coverage=" in run.stdout
     os.environ["MLFLOW_TRACKING_URI"] = mlflow_server
     try:
         served = load_conductivity_model("models:/e2e-cond@candidate")
@@ -193,9 +197,9 @@ def test_a_shared_feature_table_gives_the_same_predictions_and_drivers(model: Co
         assert model.explain(formulas, features=given, **kwargs) == model.explain(formulas, **kwargs)
     assert expected["error"].tolist()[3] == "unknown element symbol 'Xx'"
     swapped = table.copy()
-    swapped.iloc[2] = table.iloc[5]  # the table is what the model reads
+    swapped.iloc[2] = table.iloc[5]  # the table is what the model reads (beside the ion-chemistry block)
     out = model.predict_table(formulas, features=swapped)
-    assert out.loc[2, "log10_sigma_s_per_cm"] == out.loc[5, "log10_sigma_s_per_cm"]
+    assert out.loc[2, "log10_sigma_s_per_cm"] != expected.loc[2, "log10_sigma_s_per_cm"]
     with pytest.raises(ValueError, match="'Li atomic fraction'"):
         model.predict_table(formulas, features=table.drop(columns="Li atomic fraction"))
     with pytest.raises(ValueError, match="'Li atomic fraction'"):
@@ -205,17 +209,27 @@ def test_a_shared_feature_table_gives_the_same_predictions_and_drivers(model: Co
 def test_every_knob_is_a_constructor_parameter(model: ConductivityModel, train_table: pd.DataFrame) -> None:
     defaults = ConductivityModel().get_params()
     assert {name: defaults[name] for name in NEW_KNOBS} == {
-        "scale_n_estimators": 200, "scale_max_depth": 3, "scale_learning_rate": 0.05, "domain_features": 20,
-        "domain_k": 3,
+        "scale_n_estimators": 200, "scale_max_depth": 3, "scale_learning_rate": 0.05, "interval_distance_weight": 1.0,
+        "max_bin": 64,
     }  # fmt: skip
     assert model.boosters_["composition_scale"].num_boosted_rounds() == 200
-    assert len(model.domain_["features"]) == 20
+    assert model.domain_["quantile"] == defaults["domain_quantile"]
     rows = train_table.head(80)
     tuned = ConductivityModel(
-        **SMALL | {"n_folds": 2}, use_structure=False, scale_n_estimators=6, domain_features=4, domain_k=1
+        **SMALL | {"n_folds": 2}, use_structure=False, scale_n_estimators=6, domain_quantile=0.5
     ).fit(rows, y_lower=rows["log10_sigma_lower"], y_upper=rows["log10_sigma_upper"])
     assert tuned.boosters_["composition_scale"].num_boosted_rounds() == 6
-    assert len(tuned.domain_["features"]) == 4
+    assert tuned.domain_["quantile"] == 0.5 and tuned.domain_["threshold"] < model.domain_["threshold"]
+
+
+def test_no_price_features_intervals_widen_away_from_the_data_and_stay_physical(model: ConductivityModel) -> None:
+    names = model.feature_names()
+    assert "cost_usd_per_kg" not in names and "hhi_production" not in names and "anion polarisability" in names
+    table = model.predict_table(["Li3PS4", "Li2Ti3W2Te9"])  # a known chemistry vs one far from every row
+    width = table["log10_sigma_upper"] - table["log10_sigma_lower"]
+    assert width[1] > width[0]
+    assert table.loc[1, "in_domain"] == False  # noqa: E712
+    assert table[["log10_sigma_lower", "log10_sigma_s_per_cm", "log10_sigma_upper"]].stack().between(-14, -1).all()
 
 
 def test_bundles_say_their_model_type_and_old_bundles_load_by_the_legacy_rule(

@@ -289,3 +289,26 @@ def test_cli_prints_the_mobile_ion_notice_once(tmp_path) -> None:
     na = ranked[ranked["formula"] != "Li3PS4"]
     assert (na["status"] == "ranked").all() and (na["log10_sigma_s_per_cm"] == "").all()
     assert (na["conductivity_model"] == "none: no Na model").all()
+
+
+def test_conductivity_scores_its_predictive_distribution_so_a_wide_guess_does_not_top_a_known_conductor() -> None:
+    """The page's old example: Li3OCl first on -2.0 +- 4.1 (a guess), ahead of Li10GeP2S12 at -2.1 +- 0.3."""
+    t = pd.DataFrame(
+        {
+            "formula": ["Li3OCl", "Li10GeP2S12"],
+            "e_hull_ev_per_atom": [0.0, 0.0],
+            "band_gap_ev": [4.0, 4.0],
+            "cost_usd_per_kg": [50.0, 50.0],
+            "log10_sigma_s_per_cm": [-2.0, -2.1],
+            "log10_sigma_std": [4.1, 0.3],
+        }
+    )
+    assert rank_table(t)["rank"].tolist() == [2, 1]
+    assert rank_table(t.drop(columns="log10_sigma_std"))["rank"].tolist() == [1, 2]  # the mean alone: the guess wins
+    obj = next(o for o in DEFAULT_OBJECTIVES if o.name == "conductivity")
+    assert obj.expected
+    # the probit approximation against the exact expectation of the logistic over Normal(mean, std)
+    rng = np.random.default_rng(0)
+    for mean, std in ((-2.0, 4.1), (-6.0, 1.0), (-4.0, 0.0)):
+        exact = desirability(mean + std * rng.standard_normal(200_000), obj).mean()
+        assert desirability(np.array([mean]), obj, np.array([std]))[0] == pytest.approx(exact, abs=0.02)
