@@ -29,7 +29,7 @@ def _models() -> tuple[tuple[str, Any], ...]:
     )
     obelix = load_obelix("train")
     obelix = obelix[obelix["error"].isna()].sample(300, random_state=0).reset_index(drop=True)
-    conductivity = ConductivityModel(n_estimators=40, n_folds=3, learning_rate=0.15, n_jobs=1).fit(
+    conductivity = ConductivityModel(n_estimators=20, n_folds=3, n_jobs=1).fit(
         obelix, y_lower=obelix["log10_sigma_lower"], y_upper=obelix["log10_sigma_upper"]
     )
     return (("stability", stability), ("band_gap", band_gap), ("conductivity", conductivity))
