@@ -46,7 +46,7 @@ from sse_screen.models.explain import explain_branches
 from sse_screen.models.feature_table import checked_feature_table, composition_feature_names, composition_features
 from sse_screen.models.metrics import conductivity_report
 from sse_screen.models.model_bundle import bundle_params, restore_fitted, save_model
-from sse_screen.models.persistence import Bundle, load_bundle
+from sse_screen.models.persistence import Bundle, BundleError, load_bundle
 from sse_screen.models.uncertainty import ConformalCalibration, calibrate
 
 Kind = Literal["composition", "structure"]
@@ -219,12 +219,6 @@ class ConductivityModel(RegressorMixin, BaseEstimator):
             coverage=self.coverage, measured=measured, say=say, label=f"{kind} model:",
         )  # fmt: skip
 
-    def _widen(self, oof: OutOfFold, distance: np.ndarray, y: np.ndarray) -> ConformalCalibration:
-        """Recalibrate the conformal multiplier on the distance-widened out-of-fold scale."""
-        scale = oof.scale * (1.0 + self.interval_distance_weight * distance)
-        rows = oof.measured
-        return calibrate(y[rows], oof.prediction[rows], scale[rows], coverage=self.coverage)
-
     @staticmethod
     def _targets(y: Any, y_lower: Any, y_upper: Any) -> tuple[np.ndarray, np.ndarray]:
         y = None if y is None else np.asarray(y, dtype=float)
@@ -287,10 +281,12 @@ class ConductivityModel(RegressorMixin, BaseEstimator):
 
     def _oof_scores(self, lo, hi, y, oof: OutOfFold, distance, kind: Kind):
         """Distance-widened calibration, CV report and out-of-fold columns of one model kind."""
-        calibration = self._widen(oof, distance, y)
-        pred, low, high = self._bounded(
-            oof.prediction, oof.scale * (1 + self.interval_distance_weight * distance), calibration
-        )
+        scale, rows = (
+            oof.scale * (1.0 + self.interval_distance_weight * distance),
+            oof.measured,
+        )  # widened, recalibrated
+        calibration = calibrate(y[rows], oof.prediction[rows], scale[rows], coverage=self.coverage)
+        pred, low, high = self._bounded(oof.prediction, scale, calibration)
         report = conductivity_report(lo, hi, pred, pred_lower=low, pred_upper=high)
         return calibration, report, pd.DataFrame({f"{kind}_pred": pred, f"{kind}_lower": low, f"{kind}_upper": high})
 
@@ -474,8 +470,12 @@ class ConductivityModel(RegressorMixin, BaseEstimator):
 
     @classmethod
     def from_bundle(cls, bundle: Bundle) -> ConductivityModel:
-        """Rebuild a fitted model from a loaded bundle (``ValueError`` for a bundle of another model type)."""
-        model = cls(**bundle_params(bundle, "conductivity"))
+        """Rebuild a fitted model from a loaded bundle (``BundleError``, a ``ValueError``, for a bundle of another
+        model type or of the older boosted design, e.g. one with ``aft_scale``: retrain it)."""
+        params = bundle_params(bundle, "conductivity")
+        if old := sorted(set(params) - set(cls().get_params())):
+            raise BundleError(f"the bundle is of an older conductivity model (parameters {old}); retrain it")
+        model = cls(**params)
         required = {name for kind in model.kinds for name in (kind, f"{kind}_scale")}
         calibration = {k: ConformalCalibration.from_dict(v) for k, v in bundle.metadata["uncertainty"].items()}
         restore_fitted(model, bundle, required=required, calibration=calibration)

@@ -261,3 +261,7 @@ def test_bundles_say_their_model_type_and_old_bundles_load_by_the_legacy_rule(
     assert isinstance(wrapper.model, ConductivityModel)
     assert wrapper.model.predict_table(rows).equals(expected)
     assert wrapper.model.get_params() == model.get_params()
+    meta["conductivity_params"]["aft_scale"] = 1.0  # a bundle of the older boosted (AFT) design: a clear error
+    (legacy / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match=r"older conductivity model .*aft_scale.*retrain"):
+        ConductivityModel.load(legacy)
