@@ -164,7 +164,13 @@ def _build_parser() -> argparse.ArgumentParser:
         "parents",
         help="parent formulas, comma-separated (Li7La3Zr2O12,Li6PS5Cl), a file of them, .cif paths or a folder of CIFs",
     )
-    gen.add_argument("-o", "--output", required=True, help="output file: .parquet, .csv or .json")
+    gen.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="output file: .parquet, .csv or .json; a name without a suffix: a Parquet dataset folder written parent "
+        "by parent (for large enumerations; `sse-screen rank FOLDER` reads it)",
+    )
     _add_generate_options(gen)
     gen.add_argument("-q", "--quiet", action="store_true", help="no summary")
     gen.set_defaults(handler=_cmd_generate)
@@ -212,6 +218,12 @@ def _add_generate_options(parser: argparse.ArgumentParser, *, prefix: str = "") 
     parser.add_argument(
         f"--{prefix}dopants-per-site", type=int, help="replacement ions tried per site, most plausible first (20)"
     )
+    parser.add_argument(
+        f"--{prefix}max-per-parent", type=int, help="keep the N most plausible variants of each parent (5000)"
+    )
+    parser.add_argument(
+        f"--{prefix}no-codoping", action="store_true", help="only single moves (no two dopants at once)"
+    )
     if not prefix:
         parser.add_argument("--mobile-ion", default="Li", help="element whose content compensates (default Li)")
         parser.add_argument("--formula-column", default="formula", help="formula column of a PARENTS file")
@@ -223,10 +235,23 @@ def _symbols(text: str | None) -> list[str] | None:
 
 def _generate(args: argparse.Namespace, parents_text: str, *, prefix: str = "") -> pd.DataFrame:
     """Parents from the argument (a file or a comma list), candidates from :func:`screening.generate`."""
+    from sse_screen.screening.generate import generate_candidates
+
+    parents, options = _generation_inputs(args, parents_text, prefix=prefix)
+    try:
+        return generate_candidates(parents, **options)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
+def _generation_inputs(
+    args: argparse.Namespace, parents_text: str, *, prefix: str = ""
+) -> tuple[list[str], dict[str, object]]:
+    """The parents (a folder of CIFs, a file, or a comma list) and the generation options of the command line."""
     from pathlib import Path
 
     from sse_screen.screening.checks import DEFAULT_EXCLUSIONS
-    from sse_screen.screening.generate import DEFAULT_DOPANTS_PER_SITE, DEFAULT_FRACTIONS, generate_candidates
+    from sse_screen.screening.generate import DEFAULT_DOPANTS_PER_SITE, DEFAULT_FRACTIONS, DEFAULT_MAX_PER_PARENT
     from sse_screen.screening.table_io import read_candidates
 
     def option(name: str) -> object:
@@ -254,25 +279,42 @@ def _generate(args: argparse.Namespace, parents_text: str, *, prefix: str = "") 
     except ValueError:
         raise UserError(f"--{prefix}fractions takes numbers separated by commas, got {option('fractions')!r}") from None
     exclusions = dict(DEFAULT_EXCLUSIONS) | {s: "excluded by the user" for s in _symbols(option("exclude")) or []}
-    per_site = option("dopants_per_site")
-    try:
-        return generate_candidates(
-            parents,
-            fractions=fractions,
-            max_candidates=option("max_candidates"),
-            dopants=_symbols(option("dopants")),
-            exclude=exclusions,
-            mobile_ion=getattr(args, "mobile_ion", None) or "Li",
-            dopants_per_site=DEFAULT_DOPANTS_PER_SITE if per_site is None else per_site,
-            cif_dir=cif_dir if any(p.lower().endswith(".cif") for p in parents) else None,
-        )
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
+    per_site, per_parent = option("dopants_per_site"), option("max_per_parent")
+    return parents, {
+        "fractions": fractions,
+        "max_candidates": option("max_candidates"),
+        "max_per_parent": DEFAULT_MAX_PER_PARENT if per_parent is None else per_parent,
+        "codoping": not option("no_codoping"),
+        "dopants": _symbols(option("dopants")),
+        "exclude": exclusions,
+        "mobile_ion": getattr(args, "mobile_ion", None) or "Li",
+        "dopants_per_site": DEFAULT_DOPANTS_PER_SITE if per_site is None else per_site,
+        "cif_dir": cif_dir if any(p.lower().endswith(".cif") for p in parents) else None,
+    }
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from sse_screen.screening.table_io import write_table
 
+    if not Path(args.output).suffix:  # a Parquet dataset folder, written parent by parent
+        from sse_screen.screening.generate_dataset import write_candidate_dataset
+
+        parents, options = _generation_inputs(args, args.parents)
+        try:
+            done = write_candidate_dataset(parents, args.output, **options)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+        if not args.quiet:
+            print(
+                f"generated {done['variants']} candidates from {done['parents']} parents into {args.output}/ "
+                f"({done['parts']} Parquet parts; {done['known']} already in the bundled data: see 'known_as')",
+                file=sys.stderr,
+            )
+            for error in done["errors"]:
+                print(f"parent not used: {error}", file=sys.stderr)
+        return 0
     table = _generate(args, args.parents)
     write_table(table, args.output)
     if not args.quiet:

@@ -8,16 +8,24 @@ For each parent composition, :func:`generate_candidates` makes the moves a chemi
    (:func:`screening.substitution.replacements`: Hautier et al.'s substitution probabilities, common oxidation
    states, no excluded element, closed-shell ions preferred), isovalent or aliovalent, on cation and anion
    sublattices; mixed-anion solid solutions (Cl/Br/I, O/S/Se) always.
-3. Each replacement on a grid of fractions ``f`` of the site (:data:`DEFAULT_FRACTIONS`, and 1 for isovalent ions:
-   the isostructural analogue, Li3ErCl6 from Li3YCl6): ``x = f * n_site``
-   dopant atoms per parent formula unit. An aliovalent replacement is compensated by the mobile-ion content
-   (vacancies or interstitials): Ta5+ on Zr4+ gives ``Li(7-x)La3Zr(2-x)Ta(x)O12``, Al3+ on Li+ gives
+3. Each replacement on a grid of fractions ``f`` of the site (:data:`DEFAULT_FRACTIONS`: steps of 0.05 and 1/8 up
+   to half the site, and 1/3; the mobile-ion site its own finer grid, :data:`DEFAULT_MOBILE_SITE_FRACTIONS`, since a
+   dopant there removes several mobile ions; isovalent ions also ``1 - f`` and the whole site, the isostructural
+   analogue, Li3ErCl6 from Li3YCl6; aliovalent ones also the whole site, Li5La3Ta2O12 from Li7La3Zr2O12):
+   ``x = f * n_site`` dopant atoms per parent formula unit. An aliovalent replacement is compensated by the
+   mobile-ion content (vacancies or interstitials): Ta5+ on Zr4+ gives ``Li(7-x)La3Zr(2-x)Ta(x)O12``, Al3+ on Li+ gives
    ``Li(7-3x)Al(x)La3Zr2O12``, Cl- on S2- gives ``Li(6-x)PS(5-x)Cl(1+x)``; a move that would remove or add more than
    :data:`MAX_MOBILE_ION_CHANGE` of the mobile ions, or put a dopant on more than :data:`MAX_MOBILE_SITE_FRACTION` of
    the mobile-ion sites, is not made. Every candidate is therefore neutral with the
    parent's states and the dopant's common state, and passes the charge-balance check by construction (the
    candidates are checked again: the count of any that do not is in ``attrs["failed_checks"]``, 0 by test).
-4. Candidates are deduplicated by canonical composition (:mod:`features.canonical`) across parents, the first
+4. **Co-doping** (:func:`_pairs`): two moves at once with one joint compensation, ``Al on Li, x=0.07 + Ta on Zr,
+   x=0.25, Li compensates`` (``Li(7-3y-x)Al(y)La3Zr(2-x)Ta(x)O12``): a major move (:data:`CODOPING_MAJOR_FRACTIONS`
+   of its site, or all of it) and a minor one (:data:`CODOPING_FRACTIONS`), on two sites or sharing one (LAGP from
+   LiTi2(PO4)3: Ge on 3/4 of the Ti sites, Al on the rest), among the :data:`DEFAULT_CODOPANTS_PER_SITE` most
+   plausible moves of every site, ranked by the product of the two plausibilities. The single moves come first;
+   the pairs fill each parent's budget (``max_per_parent``, :data:`DEFAULT_MAX_PER_PARENT`) by plausibility.
+5. Candidates are deduplicated by canonical composition (:mod:`features.canonical`) across parents, the first
    (most plausible) move kept; ``known_as`` says where the composition already appears in the bundled data
    (:mod:`screening.known`: OBELiX conductivity, Materials Project entry).
 
@@ -29,6 +37,7 @@ assignment) gives one row with its reason in ``parent_error`` and ``formula`` as
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
@@ -38,15 +47,31 @@ import pandas as pd
 from sse_screen.screening.substitution import PROBABILITY_SOURCE, Replacement, replacements
 
 __all__ = [
+    "CODOPING_FRACTIONS",
+    "DEFAULT_CODOPANTS_PER_SITE",
     "DEFAULT_DOPANTS_PER_SITE",
     "DEFAULT_FRACTIONS",
+    "DEFAULT_MAX_PER_PARENT",
+    "DEFAULT_MOBILE_SITE_FRACTIONS",
     "GENERATED_COLUMNS",
     "MAX_MOBILE_ION_CHANGE",
     "generate_candidates",
 ]
 
-#: Fractions of a site given to the dopant (0..1).
-DEFAULT_FRACTIONS: Final[tuple[float, ...]] = (0.05, 0.1, 0.2, 0.25, 0.3, 0.4, 0.5)
+#: Fractions of a site given to the dopant (0..1): steps of 0.05 and of 1/8 up to half the site, and 1/3.
+DEFAULT_FRACTIONS: Final[tuple[float, ...]] = (
+    0.05, 0.1, 0.125, 0.15, 0.2, 0.25, 0.3, 1 / 3, 0.35, 0.375, 0.4, 0.45, 0.5,
+)  # fmt: skip
+#: Fractions of the mobile-ion site given to a dopant (a dopant there removes several mobile ions: small shares).
+DEFAULT_MOBILE_SITE_FRACTIONS: Final[tuple[float, ...]] = (0.01, 0.02, 0.03, 0.04, 0.05, 0.075, 0.1, 0.15, 0.2)
+#: Fractions of its site given to the minor dopant of a co-doped candidate.
+CODOPING_FRACTIONS: Final[tuple[float, ...]] = (0.05, 0.125, 0.25)
+#: Fractions of its site given to the major dopant of a co-doped candidate (besides the whole site).
+CODOPING_MAJOR_FRACTIONS: Final[tuple[float, ...]] = (0.125, 0.25, 0.5)
+#: Moves per site that take part in co-doping (most plausible first).
+DEFAULT_CODOPANTS_PER_SITE: Final[int] = 10
+#: Candidates kept per parent by default (the most plausible).
+DEFAULT_MAX_PER_PARENT: Final[int] = 5000
 #: Replacement ions tried per site, most plausible first (family anions come on top).
 DEFAULT_DOPANTS_PER_SITE: Final[int] = 20
 #: Largest relative change of the mobile-ion content a compensation may make (0.5: at most half removed or added).
@@ -62,6 +87,10 @@ GENERATED_COLUMNS: Final[tuple[str, ...]] = (
     "dopant",
     "dopant_state",
     "dopant_fraction",
+    "codopant_site",
+    "codopant",
+    "codopant_state",
+    "codopant_fraction",
     "compensation",
     "substitution_probability",
     "plausibility",
@@ -76,7 +105,11 @@ def generate_candidates(
     parents: Iterable[object],
     *,
     fractions: Iterable[float] = DEFAULT_FRACTIONS,
+    mobile_site_fractions: Iterable[float] = DEFAULT_MOBILE_SITE_FRACTIONS,
     max_candidates: int | None = None,
+    max_per_parent: int | None = DEFAULT_MAX_PER_PARENT,
+    codoping: bool = True,
+    codopants_per_site: int | None = DEFAULT_CODOPANTS_PER_SITE,
     dopants: Iterable[str] | None = None,
     exclude: Mapping[str, str] | Iterable[str] | None = None,
     mobile_ion: str = "Li",
@@ -100,16 +133,24 @@ def generate_candidates(
         cif_dir: Folder for the structures of the variants of CIF parents (a parent given as a path ending in
             ``.cif``; :mod:`screening.generate_structures`); None: their variants get no structure (``cif_path``
             empty), the parent rows keep their own CIF.
-        analogues: Also replace a site fully by each isovalent ion (``dopant_fraction`` 1: Li3ErCl6 from Li3YCl6,
-            Li6PS5Br from Li6PS5Cl), the isostructural analogues.
+        analogues: Also replace a site fully (``dopant_fraction`` 1: Li3ErCl6 from Li3YCl6, Li6PS5Br from Li6PS5Cl,
+            Li5La3Ta2O12 from Li7La3Zr2O12) and, by isovalent ions, on ``1 - f`` of it.
+        mobile_site_fractions: The grid on the mobile-ion site, each in (0, MAX_MOBILE_SITE_FRACTION].
+        max_per_parent: Keep at most this many variants per parent (single moves first, then co-doped ones, each
+            by plausibility); None: all.
+        codoping: Also make co-doped candidates (two moves at once; module docstring).
+        codopants_per_site: Moves per site that take part in co-doping (None: all of them).
 
     Returns:
         A table with :data:`GENERATED_COLUMNS`: ``formula``, ``parent`` (as given), ``move`` (``"Ta on Zr, x=0.25,
         Li compensates"``), ``site``, ``dopant``, ``dopant_state`` (e), ``dopant_fraction`` (of the site, 0..1),
+        ``codopant_site``, ``codopant``, ``codopant_state``, ``codopant_fraction`` (the second move of a co-doped
+        candidate; "" and NaN otherwise),
         ``compensation`` (the mobile ion, or ``"none"`` for isovalent moves), ``substitution_probability`` and
-        ``plausibility`` (:mod:`screening.substitution`), ``probability_source``, ``known_as`` and ``parent_error``.
-        Rows are grouped by parent in input order, most plausible move first. ``attrs`` hold the probability source
-        and ``failed_checks``.
+        ``plausibility`` (:mod:`screening.substitution`; a co-doped candidate's are the products of its two moves'),
+        ``probability_source``, ``known_as`` and ``parent_error``.
+        Rows are grouped by parent in input order: single moves by decreasing plausibility, then co-doped ones.
+        ``attrs`` hold the probability source and ``failed_checks``.
 
     Raises:
         ValueError: A fraction outside (0, 1), an unknown element in ``dopants``/``exclude``/``mobile_ion``, or
@@ -118,9 +159,16 @@ def generate_candidates(
     from sse_screen.features.elements import SYMBOL_INDEX
     from sse_screen.screening.checks import DEFAULT_EXCLUSIONS
 
-    grid = sorted({float(f) for f in fractions})
+    grid = sorted({round(float(f), 6) for f in fractions})
     if not grid or any(not 0.0 < f < 1.0 for f in grid):
         raise ValueError(f"fractions must lie strictly between 0 and 1, got {list(fractions)}")
+    mobile_grid = sorted({round(float(f), 6) for f in mobile_site_fractions})
+    if not mobile_grid or any(not 0.0 < f <= MAX_MOBILE_SITE_FRACTION for f in mobile_grid):
+        raise ValueError(
+            f"mobile-site fractions must lie in (0, {MAX_MOBILE_SITE_FRACTION}], got {list(mobile_site_fractions)}"
+        )
+    if max_per_parent is not None and max_per_parent < 0:
+        raise ValueError(f"max_per_parent must be >= 0, got {max_per_parent}")
     if max_candidates is not None and max_candidates < 0:
         raise ValueError(f"max_candidates must be >= 0, got {max_candidates}")
     excluded = dict(DEFAULT_EXCLUSIONS) if exclude is None else _as_mapping(exclude)
@@ -147,6 +195,10 @@ def generate_candidates(
                 formula,
                 label=parent,
                 grid=grid,
+                mobile_grid=mobile_grid,
+                max_per_parent=max_per_parent,
+                codoping=codoping,
+                codopants_per_site=codopants_per_site,
                 excluded=excluded,
                 allowed=allowed,
                 mobile_ion=mobile_ion,
@@ -186,6 +238,10 @@ def _parent_rows(
     *,
     label: object,
     grid: list[float],
+    mobile_grid: list[float],
+    max_per_parent: int | None,
+    codoping: bool,
+    codopants_per_site: int | None,
     excluded: Mapping[str, str],
     allowed: frozenset[str] | None,
     mobile_ion: str,
@@ -225,56 +281,152 @@ def _parent_rows(
         for rep in replacements(site, round(state), forbidden=forbidden, allowed=allowed, per_site=per_site):
             moves.append((site, round(state), rep))
     moves.sort(key=lambda m: -m[2].plausibility)
+    mobile_state = states[mobile_ion]
+    candidates: list[tuple[float, tuple[_Part, ...]]] = []
     for site, state, rep in moves:
-        full = analogues and rep.state == state and site != mobile_ion
-        for f in [*grid, 1.0] if full else grid:
-            row = _variant(amounts, site, state, rep, f, mobile_ion, states[mobile_ion])
-            if row is not None:
-                out.append({**row, "parent": label})
+        for f in _single_fractions(site, state, rep, grid, mobile_grid, mobile_ion=mobile_ion, full=analogues):
+            candidates.append((rep.plausibility, (_Part(site, state, rep, f),)))
+    candidates.sort(key=lambda c: -c[0])
+    if codoping:  # the single moves first, then the co-doped candidates by the product of plausibilities
+        pairs = _pairs(moves, grid, mobile_grid, mobile_ion=mobile_ion, per_site=codopants_per_site)
+        candidates.extend(sorted(pairs, key=lambda c: -c[0]))
+    made = 0
+    for _, parts in candidates:
+        if max_per_parent is not None and made >= max_per_parent:
+            break
+        row = _variant(amounts, parts, mobile_ion, mobile_state)
+        if row is not None:
+            out.append({**row, "parent": label})
+            made += 1
+    return out
+
+
+@dataclass(frozen=True)
+class _Part:
+    """One substitution of a candidate: ``rep`` on ``fraction`` of the ``site`` element (in ``state``)."""
+
+    site: str
+    state: int
+    rep: Replacement
+    fraction: float
+
+
+def _single_fractions(
+    site: str, state: int, rep: Replacement, grid: list[float], mobile_grid: list[float], *, mobile_ion: str, full: bool
+) -> list[float]:
+    """The fractions of one single move: the grid (the mobile-ion site's own grid there); an isovalent ion also
+    spans the rest of the solid solution (1 - f) and the whole site, an aliovalent one the whole site (when the
+    compensation stays within bounds: Li5La3Ta2O12 from Li7La3Zr2O12)."""
+    if site == mobile_ion:
+        return mobile_grid
+    if not full:
+        return grid
+    if rep.state == state:
+        return sorted({*grid, *(round(1.0 - f, 6) for f in grid), 1.0})
+    return [*grid, 1.0]
+
+
+def _pairs(
+    moves: list[tuple[str, int, Replacement]],
+    grid: list[float],
+    mobile_grid: list[float],
+    *,
+    mobile_ion: str,
+    per_site: int | None,
+) -> list[tuple[float, tuple[_Part, ...]]]:
+    """Co-doping: two moves at once, a major one and a minor one, on different sites or sharing one (the major then
+    holds the larger share, or the rest of the site). The ``per_site`` most plausible moves of every site take part;
+    the minor move takes :data:`CODOPING_FRACTIONS` of its site (the mobile-ion site: the lower half of its grid),
+    the major one :data:`CODOPING_MAJOR_FRACTIONS` of the grid's range, or the whole site. Plausibility: the
+    product of the two."""
+    by_site: dict[str, list[tuple[str, int, Replacement]]] = {}
+    for move in moves:
+        by_site.setdefault(move[0], []).append(move)
+    chosen = [m for site_moves in by_site.values() for m in site_moves[:per_site]]
+    top = max(grid) + 1e-9
+    minor_grid = [f for f in CODOPING_FRACTIONS if f <= top]
+    major_grid = sorted({*(f for f in CODOPING_MAJOR_FRACTIONS if f <= top), 1.0})
+    mobile_minor = [f for f in mobile_grid if f <= max(mobile_grid) / 2 + 1e-9][::2]
+    mobile_major = mobile_grid[1::2]
+    out = []
+    for site, state, rep in chosen:
+        for minor in chosen:
+            site2, state2, rep2 = minor
+            if rep2.symbol == rep.symbol:
+                continue
+            score = rep.plausibility * rep2.plausibility
+            minors = mobile_minor if site2 == mobile_ion else minor_grid
+            majors = mobile_major if site == mobile_ion else major_grid
+            shared = site == site2
+            for f2 in minors:
+                options = majors
+                if shared and site != mobile_ion:
+                    options = sorted({*(f for f in majors if f + f2 < 1.0 - 1e-9), round(1.0 - f2, 6)})
+                elif shared:
+                    options = [f for f in majors if f + f2 <= max(mobile_grid) + 1e-9]
+                for f1 in options:
+                    if shared and f1 < f2:
+                        continue  # the major move holds the larger share
+                    out.append((score, (_Part(site, state, rep, f1), _Part(site2, state2, rep2, f2))))
     return out
 
 
 def _variant(
-    amounts: Mapping[str, float],
-    site: str,
-    state: int,
-    rep: Replacement,
-    fraction: float,
-    mobile_ion: str,
-    mobile_state: float,
+    amounts: Mapping[str, float], parts: tuple[_Part, ...], mobile_ion: str, mobile_state: float
 ) -> dict[str, object] | None:
-    """One candidate: ``rep`` on ``fraction`` of ``site``, the mobile ion compensating (None when out of bounds)."""
-    x = fraction * amounts[site]
-    extra_charge = (rep.state - state) * x  # e per parent formula unit
+    """One candidate: every part's ion on its fraction of its site, the mobile ion compensating the total charge
+    (None when out of bounds)."""
     new: dict[str, float] = {}
-    for element, amount in amounts.items():
-        new[element] = new.get(element, 0.0) + (amount - x if element == site else amount)
-        if element == site:
-            new[rep.symbol] = new.get(rep.symbol, 0.0) + x
-    if site == mobile_ion and fraction > MAX_MOBILE_SITE_FRACTION + 1e-9:
+    extra_charge = 0.0  # e per parent formula unit
+    mobile_site = 0.0
+    for element, amount in amounts.items():  # each dopant written right after the element it replaces
+        new[element] = new.get(element, 0.0) + amount  # an anion of the parent may take another's site
+        for part in parts:
+            if part.site == element:
+                x = part.fraction * amount
+                new[element] -= x
+                new[part.rep.symbol] = new.get(part.rep.symbol, 0.0) + x
+                extra_charge += (part.rep.state - part.state) * x
+                mobile_site += part.fraction if element == mobile_ion else 0.0
+    if mobile_site > MAX_MOBILE_SITE_FRACTION + 1e-9:
         return None
     before = amounts[mobile_ion]
     new[mobile_ion] = new[mobile_ion] - extra_charge / mobile_state
     if new[mobile_ion] <= 1e-9 or abs(new[mobile_ion] - before) > MAX_MOBILE_ION_CHANGE * before + 1e-9:
         return None
-    if fraction == 1.0:
-        del new[site]  # an isostructural analogue: the site fully replaced
+    new = {el: v for el, v in new.items() if abs(v) > 1e-9 or el == mobile_ion}  # a site fully replaced goes
     if any(v <= 1e-9 for v in new.values()):
         return None
-    how = f"{mobile_ion} compensates" if extra_charge else ("solid solution" if rep.solid_solution else "isovalent")
-    how = "analogue (site fully replaced)" if fraction == 1.0 else how
+    how = _how(parts, extra_charge, mobile_ion)
+    first, second = parts[0], parts[1] if len(parts) > 1 else None
+    text = " + ".join(f"{p.rep.symbol} on {p.site}, x={_amount(p.fraction * amounts[p.site]) or 1}" for p in parts)
     return {
         "formula": "".join(f"{el}{_amount(v)}" for el, v in new.items()),
-        "move": f"{rep.symbol} on {site}, x={_amount(x) or 1}, {how}",
-        "site": site,
-        "dopant": rep.symbol,
-        "dopant_state": rep.state,
-        "dopant_fraction": fraction,
-        "compensation": mobile_ion if extra_charge else "none",
-        "substitution_probability": rep.substitution_probability,
-        "plausibility": rep.plausibility,
+        "move": f"{text}, {how}",
+        "site": first.site,
+        "dopant": first.rep.symbol,
+        "dopant_state": first.rep.state,
+        "dopant_fraction": first.fraction,
+        "codopant_site": second.site if second else "",
+        "codopant": second.rep.symbol if second else "",
+        "codopant_state": second.rep.state if second else np.nan,
+        "codopant_fraction": second.fraction if second else np.nan,
+        "compensation": mobile_ion if abs(extra_charge) > 1e-9 else "none",
+        "substitution_probability": float(np.prod([p.rep.substitution_probability for p in parts])),
+        "plausibility": float(np.prod([p.rep.plausibility for p in parts])),
         "probability_source": PROBABILITY_SOURCE,
     }
+
+
+def _how(parts: tuple[_Part, ...], extra_charge: float, mobile_ion: str) -> str:
+    """How the candidate stays neutral, in words."""
+    if abs(extra_charge) > 1e-9:
+        return f"{mobile_ion} compensates"
+    if any(p.rep.state != p.state for p in parts):
+        return "co-dopants compensate each other"
+    if len(parts) == 1 and parts[0].fraction == 1.0:
+        return "analogue (site fully replaced)"
+    return "solid solution" if all(p.rep.solid_solution for p in parts) else "isovalent"
 
 
 def _amount(value: float) -> str:
@@ -294,10 +446,11 @@ def _dedupe_and_limit(table: pd.DataFrame, max_candidates: int | None) -> pd.Dat
     table = table[~repeat.to_numpy()].reset_index(drop=True)
     if max_candidates is not None:
         variant = (table["move"] != "parent") & table["parent_error"].isna()
-        plausibility = table.loc[variant, "plausibility"].to_numpy()
-        drop = table.index[variant].to_numpy()[np.argsort(-plausibility, kind="stable")][max_candidates:]
+        codoped = table.loc[variant, "codopant"].fillna("").ne("").to_numpy()
+        order = np.lexsort((-table.loc[variant, "plausibility"].to_numpy(), codoped))  # single moves first
+        drop = table.index[variant].to_numpy()[order][max_candidates:]
         table = table.drop(index=drop).reset_index(drop=True)
-    for column in ("site", "dopant", "compensation", "probability_source", "parent_error"):
+    for column in ("site", "dopant", "codopant_site", "codopant", "compensation", "probability_source", "parent_error"):
         table[column] = table[column].fillna("")
     return table
 

@@ -38,13 +38,14 @@ def read_parent_cif(path: str) -> tuple[str, Any]:
 
 
 def variant_structure(
-    parent: Any, *, site: str, dopant: str, fraction: float, mobile_ion: str, mobile_ratio: float
+    parent: Any, *, parts: list[tuple[str, str, float]], mobile_ion: str, mobile_ratio: float
 ) -> Any | None:
-    """The parent's structure with ``dopant`` on ``fraction`` of the ``site`` element and the mobile ion scaled.
+    """The parent's structure with each dopant on its fraction of its site element and the mobile ion scaled.
 
     Args:
         parent: The parent's pymatgen ``Structure``.
-        site: Element replaced; dopant: the element that takes its place; fraction: its share of each such site.
+        parts: (element replaced, the dopant that takes its place, its share of each such site), one per move (two
+            for a co-doped candidate).
         mobile_ion: The compensating element; mobile_ratio: its new content over the parent's.
 
     Returns:
@@ -55,13 +56,15 @@ def variant_structure(
         occupancy: dict[str, float] = {}
         for element, amount in entry.species.items():
             symbol, amount = element.symbol, float(amount)
-            if symbol == site:
-                kept = amount * (1.0 - fraction)
-                if site == mobile_ion:
+            mine = [(dopant, fraction) for site, dopant, fraction in parts if site == symbol]
+            if mine:
+                kept = amount * (1.0 - sum(f for _, f in mine))
+                if symbol == mobile_ion:
                     kept = amount * mobile_ratio
                 if kept > 1e-9:
                     occupancy[symbol] = occupancy.get(symbol, 0.0) + kept
-                occupancy[dopant] = occupancy.get(dopant, 0.0) + amount * fraction
+                for dopant, fraction in mine:
+                    occupancy[dopant] = occupancy.get(dopant, 0.0) + amount * fraction
             elif symbol == mobile_ion:
                 occupancy[symbol] = occupancy.get(symbol, 0.0) + amount * mobile_ratio
             else:
@@ -78,7 +81,8 @@ def write_variant_cifs(
     """Write the structure of every row generated from a CIF parent; return each row's ``cif_path`` ("" if none).
 
     Args:
-        table: Generated rows (``formula``, ``parent``, ``move``, ``site``, ``dopant``, ``dopant_fraction``).
+        table: Generated rows (``formula``, ``parent``, ``move``, ``site``, ``dopant``, ``dopant_fraction``, the
+            ``codopant`` columns).
         parents: Parent as given (its CIF path) -> (formula, structure).
         folder: Where the CIFs go (created); files are named ``<row>_<formula>.cif``.
         mobile_ion: The compensating element.
@@ -105,14 +109,10 @@ def write_variant_cifs(
             continue
         amounts, before = parse_formula(row.formula), parse_formula(formula)
         ratio = amounts.get(mobile_ion, 0.0) / before[mobile_ion]
-        variant = variant_structure(
-            structure,
-            site=row.site,
-            dopant=row.dopant,
-            fraction=float(row.dopant_fraction),
-            mobile_ion=mobile_ion,
-            mobile_ratio=ratio,
-        )
+        parts = [(row.site, row.dopant, float(row.dopant_fraction))]
+        if getattr(row, "codopant", ""):
+            parts.append((row.codopant_site, row.codopant, float(row.codopant_fraction)))
+        variant = variant_structure(structure, parts=parts, mobile_ion=mobile_ion, mobile_ratio=ratio)
         if variant is None or canonical_key(variant.composition.get_el_amt_dict()) != canonical_key(amounts):
             out.append("")
             continue

@@ -14,7 +14,7 @@ import pytest
 from sse_screen.features.canonical import canonical_keys
 from sse_screen.features.formula import parse_formula
 from sse_screen.screening.checks import DEFAULT_EXCLUSIONS, run_checks
-from sse_screen.screening.generate import GENERATED_COLUMNS, generate_candidates
+from sse_screen.screening.generate import DEFAULT_MAX_PER_PARENT, GENERATED_COLUMNS, generate_candidates
 from sse_screen.screening.oxidation import OxidationError, assign_oxidation_states
 from sse_screen.screening.substitution import PROBABILITY_SOURCE, closed_shell, replacements
 
@@ -72,9 +72,44 @@ def test_every_candidate_passes_the_checks_and_is_distinct(generated: pd.DataFra
     assert len(variants) > 500 and variants["dopant_fraction"].between(0, 1, inclusive="right").all()
     assert (variants["probability_source"] == PROBABILITY_SOURCE).all()
     assert variants["substitution_probability"].between(0, 1).all() and variants["plausibility"].gt(0).all()
-    for _, part in variants.groupby("parent", sort=False):  # most plausible move first within a parent
-        assert part["plausibility"].is_monotonic_decreasing
+    for _, part in variants.groupby("parent", sort=False):  # single moves, then co-doped ones, by plausibility
+        codoped = part["codopant"] != ""
+        assert codoped.is_monotonic_increasing and codoped.any() and not codoped.all()
+        assert part.loc[~codoped, "plausibility"].is_monotonic_decreasing
+        assert part.loc[codoped, "plausibility"].is_monotonic_decreasing
+    assert len(variants) <= 5 * DEFAULT_MAX_PER_PARENT
     assert not variants["formula"].str.contains("Pb|Cd|Tl|Hg|Pu|Th|U[0-9A-Z]").any()  # default exclusions
+
+
+def test_codoping_two_moves_with_one_joint_compensation() -> None:
+    out = generate_candidates(["Li7La3Zr2O12", "LiTi2(PO4)3"], dopants=["Al", "Ta", "Ge"], max_per_parent=None)
+    pair = _row(out, "Li6.54Al0.07La3Zr1.75Ta0.25O12")  # Al3+ on Li+ (-3 Li each) + Ta5+ on Zr4+ (-1 Li each)
+    assert pair["move"] == "Ta on Zr, x=0.25 + Al on Li, x=0.07, Li compensates"
+    assert (pair["site"], pair["dopant"], pair["dopant_state"], pair["dopant_fraction"]) == ("Zr", "Ta", 5, 0.125)
+    assert (pair["codopant_site"], pair["codopant"], pair["codopant_state"], pair["codopant_fraction"]) == (
+        "Li", "Al", 3, 0.01,
+    )  # fmt: skip
+    single = out[(out["codopant"] == "") & (out["move"] != "parent")].groupby(["site", "dopant"])["plausibility"]
+    assert pair["plausibility"] == pytest.approx(single.first()[("Zr", "Ta")] * single.first()[("Li", "Al")])
+    lagp = _row(out, "Li1.5Ge1.5Al0.5(PO4)3")  # one site shared: Ge on 3/4 of the Ti sites, Al on the rest
+    assert lagp["move"] == "Ge on Ti, x=1.5 + Al on Ti, x=0.5, Li compensates"
+    zero = _row(out, "LiAl0.25Ta0.25Ti1.5(PO4)3")  # Al3+ and Ta5+ on Ti4+ cancel: no compensation
+    assert zero["move"] == "Ta on Ti, x=0.25 + Al on Ti, x=0.25, co-dopants compensate each other"
+    assert zero["compensation"] == "none"
+    codoped = out[out["codopant"] != ""]
+    assert len(codoped) > 100 and (codoped["dopant"] != codoped["codopant"]).all()
+    # charge balance by construction: the parent's states, each dopant's state, the mobile ion's +1 sum to zero
+    parent_states = {"Li": 1, "La": 3, "Zr": 4, "O": -2, "Ti": 4, "P": 5, "Al": 3, "Ta": 5, "Ge": 4}
+    for formula in codoped["formula"]:
+        amounts = parse_formula(formula)
+        assert sum(parent_states[el] * a for el, a in amounts.items()) == pytest.approx(0.0, abs=1e-6), formula
+    checks = run_checks(codoped["formula"])
+    assert (checks["status"] == "ok").all() and out.attrs["failed_checks"] == 0
+    capped = generate_candidates(["Li7La3Zr2O12"], dopants=["Al", "Ta", "Ge"], max_per_parent=30)
+    assert len(capped[capped["move"] != "parent"]) == 30
+    assert (capped["codopant"] == "").all()  # the budget goes to the single moves first
+    alone = generate_candidates(["Li7La3Zr2O12"], dopants=["Al", "Ta"], codoping=False)
+    assert (alone["codopant"] == "").all() and alone["codopant_fraction"].isna().all()
 
 
 def test_plausibility_prefers_closed_shell_ions_of_the_right_size() -> None:
@@ -147,12 +182,33 @@ def test_cli_generate_writes_parquet_and_csv_from_a_list_or_a_file(tmp_path: Pat
     parents = tmp_path / "parents.csv"
     parents.write_text("formula,note\nLi3YCl6,halide\nLi3InCl6,halide\n")
     csv = tmp_path / "candidates.csv"
-    run = cli("generate", parents, "-o", csv, "--fractions", "0.1,0.5", "--exclude", "Zr", "-q")
+    run = cli("generate", parents, "-o", csv, "--fractions", "0.1,0.5", "--exclude", "Zr", "-q", "--no-codoping")
     assert run.returncode == 0 and run.stderr == ""
     table = pd.read_csv(csv, keep_default_na=False)
     assert set(table["parent"]) == {"Li3YCl6", "Li3InCl6"}
-    assert set(table["dopant_fraction"].astype(str)) <= {"", "0.1", "0.5", "1.0"}
+    framework = table[(table["site"] != "Li") & (table["move"] != "parent")]
+    assert set(framework["dopant_fraction"].astype(str)) <= {"0.1", "0.5", "0.9", "1.0"}
+    assert (table["codopant"] == "").all()
     assert not table["formula"].str.contains("Zr").any()
+
+
+def test_cli_generate_streams_a_parquet_dataset_that_pandas_reads_as_one_table(tmp_path: Path) -> None:
+    folder = tmp_path / "candidates"
+    run = cli("generate", "Li3YCl6,NaCl,Li3InCl6,Li3YCl6", "-o", folder, "--max-per-parent", "300")
+    assert run.returncode == 0, run.stderr
+    assert "into " + str(folder) + "/ (4 Parquet parts" in run.stderr
+    assert "parent not used: parent 'NaCl' contains no Li (mobile ion)" in run.stderr
+    assert sorted(p.name for p in folder.iterdir()) == [f"part-{i:05d}.parquet" for i in range(4)]
+    table = pd.read_parquet(folder)
+    assert list(table.columns) == list(GENERATED_COLUMNS)
+    assert pd.Series(
+        canonical_keys(table.loc[table["parent_error"] == "", "formula"])
+    ).is_unique  # deduplicated across parts
+    batch = generate_candidates(["Li3YCl6", "NaCl", "Li3InCl6", "Li3YCl6"], max_per_parent=300)
+    assert table["formula"].tolist() == batch["formula"].tolist()  # the same rows as one call
+    assert table["move"].tolist() == batch["move"].tolist() and (table["parent"] == "Li3YCl6").sum() == 301
+    again = cli("generate", "Li3PS4", "-o", folder)
+    assert again.returncode == 2 and "already holds Parquet parts" in again.stderr
 
 
 @pytest.mark.parametrize(
