@@ -1,8 +1,9 @@
 """Does `sse-screen generate` propose what chemists actually made? Recall of known doped electrolytes from ten parents.
 
-    python benchmarks/generate_recall.py [--mchaffie PATH]
+    python benchmarks/generate_recall.py [--mchaffie PATH] [--options '{"max_per_parent": 2000}']
 
-From ten well-known parents (:data:`PARENTS`), generate with the default settings and print
+From ten well-known parents (:data:`PARENTS`), generate with the default settings (or ``--options``: keyword
+arguments of ``generate_candidates`` as a Python literal, for the trade-off between candidates and recall) and print
 
 (a) the number of candidates per parent and the time;
 (b) the **recall of known experimental compositions**. The known compositions are the distinct canonical
@@ -31,6 +32,7 @@ From ten well-known parents (:data:`PARENTS`), generate with the default setting
 from __future__ import annotations
 
 import argparse
+import ast
 import sys
 import time
 import warnings
@@ -115,7 +117,9 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mchaffie", type=Path, default=MCHAFFIE, help="McHaffie ionic_conductivity_database.csv")
+    parser.add_argument("--options", default="{}", help="generate_candidates keyword arguments, a Python dict literal")
     args = parser.parse_args(argv)
+    options = ast.literal_eval(args.options)
     known = known_compositions(args.mchaffie)
     print(f"known compositions (OBELiX{' + McHaffie' if args.mchaffie.is_file() else ''}): {len(known)}")
     generate_candidates(["Li3PS4"])  # load pymatgen's table and the checks once, outside the timings
@@ -123,12 +127,14 @@ def main(argv: list[str] | None = None) -> int:
     proposed: dict[str, bool] = {}
     single: dict[str, bool] = {}
     top_hits = []
+    total_candidates = 0
     print(f"{'parent':16s} {'candidates':>10s} {'time_s':>7s} {'known variants':>14s} {'produced':>8s} "
           f"{'proposed':>8s}  known dopants in the top 10 by plausibility")  # fmt: skip
     for parent in PARENTS:
         start = time.perf_counter()
-        table = generate_candidates([parent])
+        table = generate_candidates([parent], **options)
         seconds = time.perf_counter() - start
+        total_candidates += int(((table["move"] != "parent") & (table["parent_error"] == "")).sum())
         variants = table[(table["move"] != "parent") & (table["parent_error"] == "")]
         cand = [_fractions(f) for f in variants["formula"]]
         by_set: dict[frozenset[str], list[dict[str, float]]] = {}
@@ -158,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     prod = np.array([produced[k] for k in keys])
     prop = np.array([proposed[k] for k in keys])
     one = np.array([single[k] for k in keys])
+    print(f"candidates: {total_candidates}")
     print(f"distinct known variants: {len(keys)} ({int(one.sum())} with one dopant element)")
     for name, mask in (("one dopant element", one), ("all (one or two)", np.ones(len(keys), dtype=bool))):
         print(
