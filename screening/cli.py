@@ -153,7 +153,8 @@ def _build_parser() -> argparse.ArgumentParser:
             "formula column, or a .txt file with one formula per line): each element replaced by plausible ions "
             "(Hautier et al. 2011 substitution probabilities shipped with pymatgen; common oxidation states; "
             "isovalent and aliovalent, cation and anion sites; Cl/Br/I and O/S solid solutions) on a grid of "
-            "fractions, aliovalent moves compensated by the mobile-ion content. Deduplicated by composition across "
+            "fractions, aliovalent moves compensated by the mobile-ion content; then co-doped candidates (two moves "
+            "at once, one joint compensation), up to --max-per-parent per parent. Deduplicated by composition across "
             "parents; every candidate passes the charge-balance check. CIF parents (.cif paths or a folder) give "
             "each variant a disordered structure (partial occupancies) written next to OUTPUT in OUTPUT_cifs/, "
             "named in the cif_path column. Rank the output with `sse-screen rank`, or in one step with "
@@ -169,7 +170,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "--output",
         required=True,
         help="output file: .parquet, .csv or .json; a name without a suffix: a Parquet dataset folder written parent "
-        "by parent (for large enumerations; `sse-screen rank FOLDER` reads it)",
+        "by parent (for large enumerations; pandas and Dask read it as one table)",
     )
     _add_generate_options(gen)
     gen.add_argument("-q", "--quiet", action="store_true", help="no summary")
