@@ -11,18 +11,12 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 from sse_screen.screening.cli_dataset import add_dataset_arguments
+from sse_screen.screening.cli_errors import UserError
+from sse_screen.screening.cli_generate import add_generate_options, cmd_generate, generate_from_args
 
 EXIT_USAGE = 2
-
-
-class UserError(Exception):
-    """A problem the user can fix; printed as one line, exit code 2."""
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -114,7 +108,7 @@ def _build_parser() -> argparse.ArgumentParser:
         metavar="PARENTS",
         help="rank the variants of PARENTS (as `sse-screen generate PARENTS`) instead of an input file",
     )
-    _add_generate_options(rank, prefix="generate-")
+    add_generate_options(rank, prefix="generate-")
     rank.add_argument(
         "-o",
         "--output",
@@ -170,11 +164,11 @@ def _build_parser() -> argparse.ArgumentParser:
         "--output",
         required=True,
         help="output file: .parquet, .csv or .json; a name without a suffix: a Parquet dataset folder written parent "
-        "by parent (for large enumerations; pandas and Dask read it as one table)",
+        "by parent (for large enumerations; `sse-screen rank FOLDER -o RANKED` ranks it on Dask)",
     )
-    _add_generate_options(gen)
+    add_generate_options(gen)
     gen.add_argument("-q", "--quiet", action="store_true", help="no summary")
-    gen.set_defaults(handler=_cmd_generate)
+    gen.set_defaults(handler=cmd_generate)
 
     srv = sub.add_parser(
         "serve",
@@ -203,133 +197,6 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     train.set_defaults(handler=_cmd_train)
     return parser
-
-
-def _add_generate_options(parser: argparse.ArgumentParser, *, prefix: str = "") -> None:
-    """The generation options (``prefix="generate-"`` on ``rank``, where they only apply with --generate)."""
-    parser.add_argument(
-        f"--{prefix}fractions",
-        help="fractions of a site given to the dopant, comma-separated (default 0.05,0.1,0.2,0.25,0.3,0.4,0.5)",
-    )
-    parser.add_argument(f"--{prefix}max-candidates", type=int, help="keep the N most plausible variants")
-    parser.add_argument(f"--{prefix}dopants", help="allow-list of dopant elements, comma-separated (e.g. Ta,Nb,Al)")
-    parser.add_argument(
-        f"--{prefix}exclude", help="elements never used, added to the default list (radioactive, Pb, Cd, ...)"
-    )
-    parser.add_argument(
-        f"--{prefix}dopants-per-site", type=int, help="replacement ions tried per site, most plausible first (20)"
-    )
-    parser.add_argument(
-        f"--{prefix}max-per-parent", type=int, help="keep the N most plausible variants of each parent (5000)"
-    )
-    parser.add_argument(
-        f"--{prefix}no-codoping", action="store_true", help="only single moves (no two dopants at once)"
-    )
-    if not prefix:
-        parser.add_argument("--mobile-ion", default="Li", help="element whose content compensates (default Li)")
-        parser.add_argument("--formula-column", default="formula", help="formula column of a PARENTS file")
-
-
-def _symbols(text: str | None) -> list[str] | None:
-    return None if text is None else [s.strip() for s in text.split(",") if s.strip()]
-
-
-def _generate(args: argparse.Namespace, parents_text: str, *, prefix: str = "") -> pd.DataFrame:
-    """Parents from the argument (a file or a comma list), candidates from :func:`screening.generate`."""
-    from sse_screen.screening.generate import generate_candidates
-
-    parents, options = _generation_inputs(args, parents_text, prefix=prefix)
-    try:
-        return generate_candidates(parents, **options)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
-
-
-def _generation_inputs(
-    args: argparse.Namespace, parents_text: str, *, prefix: str = ""
-) -> tuple[list[str], dict[str, object]]:
-    """The parents (a folder of CIFs, a file, or a comma list) and the generation options of the command line."""
-    from pathlib import Path
-
-    from sse_screen.screening.checks import DEFAULT_EXCLUSIONS
-    from sse_screen.screening.generate import DEFAULT_DOPANTS_PER_SITE, DEFAULT_FRACTIONS, DEFAULT_MAX_PER_PARENT
-    from sse_screen.screening.table_io import read_candidates
-
-    def option(name: str) -> object:
-        return getattr(args, prefix.replace("-", "_") + name)
-
-    path = Path(parents_text)
-    if path.is_dir():  # a folder of CIF parents
-        parents = sorted(str(p) for p in path.rglob("*") if p.suffix.lower() == ".cif" and p.is_file())
-        if not parents:
-            raise UserError(f"{path}: holds no .cif files")
-    elif path.suffix.lower() in {".csv", ".tsv", ".txt", ".parquet", ".pq"}:
-        table = read_candidates(path, formula_column=getattr(args, "formula_column", "formula"))
-        cifs = table["cif_path"] if "cif_path" in table.columns else [""] * len(table)
-        parents = [c if c and not f else f for f, c in zip(table["formula"], cifs, strict=True)]
-    else:
-        parents = [p.strip() for p in parents_text.split(",")]
-    output = getattr(args, "output", None)
-    cif_dir = Path(output).with_name(Path(output).stem + "_cifs") if output else None
-    if cif_dir is None and any(p.lower().endswith(".cif") for p in parents):
-        import tempfile
-
-        cif_dir = Path(tempfile.mkdtemp(prefix="sse-screen-variants-"))
-    try:
-        fractions = [float(f) for f in _symbols(option("fractions")) or DEFAULT_FRACTIONS]
-    except ValueError:
-        raise UserError(f"--{prefix}fractions takes numbers separated by commas, got {option('fractions')!r}") from None
-    exclusions = dict(DEFAULT_EXCLUSIONS) | {s: "excluded by the user" for s in _symbols(option("exclude")) or []}
-    per_site, per_parent = option("dopants_per_site"), option("max_per_parent")
-    return parents, {
-        "fractions": fractions,
-        "max_candidates": option("max_candidates"),
-        "max_per_parent": DEFAULT_MAX_PER_PARENT if per_parent is None else per_parent,
-        "codoping": not option("no_codoping"),
-        "dopants": _symbols(option("dopants")),
-        "exclude": exclusions,
-        "mobile_ion": getattr(args, "mobile_ion", None) or "Li",
-        "dopants_per_site": DEFAULT_DOPANTS_PER_SITE if per_site is None else per_site,
-        "cif_dir": cif_dir if any(p.lower().endswith(".cif") for p in parents) else None,
-    }
-
-
-def _cmd_generate(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from sse_screen.screening.table_io import write_table
-
-    if not Path(args.output).suffix:  # a Parquet dataset folder, written parent by parent
-        from sse_screen.screening.generate_dataset import write_candidate_dataset
-
-        parents, options = _generation_inputs(args, args.parents)
-        try:
-            done = write_candidate_dataset(parents, args.output, **options)
-        except ValueError as exc:
-            raise UserError(str(exc)) from None
-        if not args.quiet:
-            print(
-                f"generated {done['variants']} candidates from {done['parents']} parents into {args.output}/ "
-                f"({done['parts']} Parquet parts; {done['known']} already in the bundled data: see 'known_as')",
-                file=sys.stderr,
-            )
-            for error in done["errors"]:
-                print(f"parent not used: {error}", file=sys.stderr)
-        return 0
-    table = _generate(args, args.parents)
-    write_table(table, args.output)
-    if not args.quiet:
-        bad = table["parent_error"] != ""
-        variants = int(((table["move"] != "parent") & ~bad).sum())
-        known = int((table["known_as"] != "").sum())
-        print(
-            f"generated {variants} candidates from {table.loc[~bad, 'parent'].nunique()} parents into {args.output} "
-            f"({known} already in the bundled data: see 'known_as')",
-            file=sys.stderr,
-        )
-        for row in table[bad].itertuples():
-            print(f"parent not used: {row.parent_error}", file=sys.stderr)
-    return 0
 
 
 def _cmd_featurize(args: argparse.Namespace) -> int:
@@ -432,7 +299,7 @@ def _cmd_rank(args: argparse.Namespace) -> int:
     from sse_screen.screening import cli_dataset
 
     if args.generate is not None:
-        table = _generate(args, args.generate, prefix="generate-")
+        table = generate_from_args(args, args.generate, prefix="generate-")
         source = f"variants of {args.generate}"
     elif cli_dataset.wants_dataset(args):
         return cli_dataset.run("rank", args, options=options)

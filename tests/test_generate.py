@@ -94,7 +94,7 @@ def test_codoping_two_moves_with_one_joint_compensation() -> None:
     lagp = _row(out, "Li1.5Ge1.5Al0.5(PO4)3")  # one site shared: Ge on 3/4 of the Ti sites, Al on the rest
     assert lagp["move"] == "Ge on Ti, x=1.5 + Al on Ti, x=0.5, Li compensates"
     zero = _row(out, "LiAl0.25Ta0.25Ti1.5(PO4)3")  # Al3+ and Ta5+ on Ti4+ cancel: no compensation
-    assert zero["move"] == "Ta on Ti, x=0.25 + Al on Ti, x=0.25, co-dopants compensate each other"
+    assert zero["move"] == "Al on Ti, x=0.25 + Ta on Ti, x=0.25, co-dopants compensate each other"
     assert zero["compensation"] == "none"
     codoped = out[out["codopant"] != ""]
     assert len(codoped) > 100 and (codoped["dopant"] != codoped["codopant"]).all()
@@ -209,6 +209,11 @@ def test_cli_generate_streams_a_parquet_dataset_that_pandas_reads_as_one_table(t
     assert table["move"].tolist() == batch["move"].tolist() and (table["parent"] == "Li3YCl6").sum() == 301
     again = cli("generate", "Li3PS4", "-o", folder)
     assert again.returncode == 2 and "already holds Parquet parts" in again.stderr
+    ranked = cli("rank", folder, "-o", tmp_path / "ranked", "--no-explain")  # the dataset path of rank, as it is
+    assert ranked.returncode == 0, ranked.stderr
+    out = pd.read_parquet(tmp_path / "ranked")
+    assert len(out) == len(table) and {"move", "codopant", "status"} <= set(out.columns)
+    assert (out.loc[out["parent"] == "NaCl", "status"] == "rejected").all()
 
 
 @pytest.mark.parametrize(
