@@ -31,7 +31,9 @@ def add_generate_options(parser: argparse.ArgumentParser, *, prefix: str = "") -
         f"--{prefix}exclude", help="elements never used, added to the default list (radioactive, Pb, Cd, ...)"
     )
     parser.add_argument(
-        f"--{prefix}dopants-per-site", type=int, help="replacement ions tried per site, most plausible first (20)"
+        f"--{prefix}dopants-per-site",
+        type=int,
+        help="keep the N most plausible replacement ions per site (default: all that pass the filters)",
     )
     parser.add_argument(
         f"--{prefix}max-per-parent", type=int, help="keep the N most plausible variants of each parent (5000)"

@@ -44,7 +44,13 @@ from typing import Final
 import numpy as np
 import pandas as pd
 
-from sse_screen.screening.substitution import PROBABILITY_SOURCE, Replacement, replacements
+from sse_screen.screening.substitution import (
+    PROBABILITY_SOURCE,
+    Replacement,
+    electronegativity,
+    not_below_electronegativity,
+    replacements,
+)
 
 __all__ = [
     "CODOPING_FRACTIONS",
@@ -71,8 +77,10 @@ CODOPING_MAJOR_FRACTIONS: Final[tuple[float, ...]] = (0.125, 0.25, 0.5)
 DEFAULT_CODOPANTS_PER_SITE: Final[int] = 10
 #: Candidates kept per parent by default (the most plausible).
 DEFAULT_MAX_PER_PARENT: Final[int] = 5000
-#: Replacement ions tried per site, most plausible first (family anions come on top).
-DEFAULT_DOPANTS_PER_SITE: Final[int] = 20
+#: Replacement ions tried per site, most plausible first (None: every ion that passes the filters of
+#: :func:`screening.substitution.replacements`; the per-parent budget then keeps the single moves first). Cutting at
+#: the 20 most plausible left Cr, Fe, In, La on the Ti site of LiTi2(PO4)3 out (recall measured in the README).
+DEFAULT_DOPANTS_PER_SITE: Final[int | None] = None
 #: Largest relative change of the mobile-ion content a compensation may make (0.5: at most half removed or added).
 MAX_MOBILE_ION_CHANGE: Final[float] = 0.5
 #: Largest fraction of the mobile-ion sites a dopant may take (dopants there block the conduction paths).
@@ -277,6 +285,8 @@ def _parent_rows(
             continue  # a mixed-valence site: no single ion to replace
         # the parent's other anions may take an anion site (Cl on S: Li(6-x)PS(5-x)Cl(1+x)); its cations may not
         forbidden = (set(amounts) - (anions - {site} if state < 0 else set())) | set(excluded) | {mobile_ion}
+        if state > 0 and anions:  # Pauling order: no cation more electronegative than an anion (I5+ in a sulfide)
+            forbidden |= not_below_electronegativity(min(anions, key=electronegativity))
         for rep in replacements(site, round(state), forbidden=forbidden, allowed=allowed, per_site=per_site):
             moves.append((site, round(state), rep))
     moves.sort(key=lambda m: -m[2].plausibility)

@@ -44,6 +44,8 @@ __all__ = [
     "RADIUS_TOLERANCE",
     "Replacement",
     "closed_shell",
+    "electronegativity",
+    "not_below_electronegativity",
     "replacements",
 ]
 
@@ -103,6 +105,29 @@ def _radius(species: Any) -> float | None:
         warnings.simplefilter("ignore")  # "No default ionic radius for Cr3+. Using ls data."
         radius = species.ionic_radius
     return float(radius) if radius else None
+
+
+@functools.cache
+def _electronegativities() -> dict[str, float]:
+    """Pauling electronegativity of every element pymatgen has one for."""
+    from pymatgen.core import Element
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "No Pauling electronegativity for He. Setting to NaN."
+        values = {e.symbol: float(e.X) for e in Element}
+    return {symbol: x for symbol, x in values.items() if math.isfinite(x)}
+
+
+def electronegativity(symbol: str) -> float:
+    """Pauling electronegativity of an element (NaN when pymatgen has none)."""
+    return _electronegativities().get(symbol, math.nan)
+
+
+def not_below_electronegativity(symbol: str) -> set[str]:
+    """Elements at least as electronegative as ``symbol``: never a cation next to it (the Pauling order the
+    charge-balance check enforces; I5+ cannot replace P5+ in a sulfide)."""
+    limit = electronegativity(symbol)
+    return {s for s, x in _electronegativities().items() if limit <= x}
 
 
 def closed_shell(symbol: str, state: int) -> bool:
