@@ -16,15 +16,15 @@ For each parent composition, :func:`generate_candidates` makes the moves a chemi
    mobile-ion content (vacancies or interstitials): Ta5+ on Zr4+ gives ``Li(7-x)La3Zr(2-x)Ta(x)O12``, Al3+ on Li+ gives
    ``Li(7-3x)Al(x)La3Zr2O12``, Cl- on S2- gives ``Li(6-x)PS(5-x)Cl(1+x)``; a move that would remove or add more than
    :data:`MAX_MOBILE_ION_CHANGE` of the mobile ions, or put a dopant on more than :data:`MAX_MOBILE_SITE_FRACTION` of
-   the mobile-ion sites, is not made. Every candidate is therefore neutral with the
-   parent's states and the dopant's common state, and passes the charge-balance check by construction (the
-   candidates are checked again: the count of any that do not is in ``attrs["failed_checks"]``, 0 by test).
+   the mobile-ion sites, is not made. Every candidate is therefore neutral with the parent's states and the dopant's
+   common state, and passes the charge-balance check by construction (checked again: the count of any that do not
+   is in ``attrs["failed_checks"]``, 0 by test; no cation more electronegative than the parent's anions).
 4. **Co-doping** (:func:`_pairs`): two moves at once with one joint compensation, ``Al on Li, x=0.07 + Ta on Zr,
    x=0.25, Li compensates`` (``Li(7-3y-x)Al(y)La3Zr(2-x)Ta(x)O12``): a major move (:data:`CODOPING_MAJOR_FRACTIONS`
-   of its site, or all of it) and a minor one (:data:`CODOPING_FRACTIONS`), on two sites or sharing one (LAGP from
-   LiTi2(PO4)3: Ge on 3/4 of the Ti sites, Al on the rest), among the :data:`DEFAULT_CODOPANTS_PER_SITE` most
-   plausible moves of every site, ranked by the product of the two plausibilities. The single moves come first;
-   the pairs fill each parent's budget (``max_per_parent``, :data:`DEFAULT_MAX_PER_PARENT`) by plausibility.
+   of its site, or all of it) and a minor one (:data:`CODOPING_FRACTIONS`; half of a shared site), on two sites or
+   sharing one (LAGP from LiTi2(PO4)3: Ge on 3/4 of the Ti sites, Al on the rest), among the
+   :data:`DEFAULT_CODOPANTS_PER_SITE` most plausible moves of every site, ranked by the product of the two
+   plausibilities. Single moves come first; pairs fill each parent's budget (:data:`DEFAULT_MAX_PER_PARENT`).
 5. Candidates are deduplicated by canonical composition (:mod:`features.canonical`) across parents, the first
    (most plausible) move kept; ``known_as`` says where the composition already appears in the bundled data
    (:mod:`screening.known`: OBELiX conductivity, Materials Project entry).
@@ -326,10 +326,8 @@ def _single_fractions(
     """The fractions of one single move: the grid (the mobile-ion site's own grid there); an isovalent ion also
     spans the rest of the solid solution (1 - f) and the whole site, an aliovalent one the whole site (when the
     compensation stays within bounds: Li5La3Ta2O12 from Li7La3Zr2O12)."""
-    if site == mobile_ion:
-        return mobile_grid
-    if not full:
-        return grid
+    if site == mobile_ion or not full:
+        return mobile_grid if site == mobile_ion else grid
     if rep.state == state:
         return sorted({*grid, *(round(1.0 - f, 6) for f in grid), 1.0})
     return [*grid, 1.0]
@@ -367,6 +365,8 @@ def _pairs(
             minors = mobile_minor if site2 == mobile_ion else minor_grid
             majors = mobile_major if site == mobile_ion else major_grid
             shared = site == site2
+            if shared and site != mobile_ion:
+                minors = [*minors, 0.5]  # two ions sharing a site half and half
             for f2 in minors:
                 options = majors
                 if shared and site != mobile_ion:
