@@ -140,3 +140,22 @@ def pymatgen_column(name: str) -> np.ndarray:
     if name not in PYMATGEN_PROPERTY_INFO:
         raise ValueError(f"Unknown {name=}; expected one of {sorted(PYMATGEN_PROPERTY_INFO)}")
     return pymatgen_table()[name].to_numpy(dtype=np.float64)
+
+
+def weighted_sum(weights: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``weights @ values`` row by row, summed in an order that does not depend on the number of rows.
+
+    A BLAS matrix product blocks its sums by the shape of the whole batch, so the same composition can get a feature
+    one unit in the last place apart in two batches; a tree split at a training value (xgboost's cut points are
+    training values) then sends it different ways. Here each row is summed on its own, as numpy sums a row.
+
+    Args:
+        weights: ``(n, m)`` per-element weights, e.g. atomic fractions (``m`` element columns).
+        values: ``(m,)`` per-element values, or ``(m, d)`` for ``d`` values per element.
+
+    Returns:
+        ``(n,)`` or ``(n, d)`` float64.
+    """
+    if values.ndim == 1:
+        return (weights * values).sum(axis=1)
+    return np.column_stack([(weights * values[:, k]).sum(axis=1) for k in range(values.shape[1])])

@@ -30,7 +30,7 @@ from typing import Final
 import numpy as np
 import pandas as pd
 
-from sse_screen.features.elements import SYMBOL_INDEX, pymatgen_column
+from sse_screen.features.elements import SYMBOL_INDEX, pymatgen_column, weighted_sum
 from sse_screen.features.formula import N_ELEMENTS, ParsedBatch, parse_batch
 
 ANIONS: Final[tuple[str, ...]] = ("O", "S", "Se", "Te", "N", "F", "Cl", "Br", "I", "H")
@@ -135,8 +135,8 @@ def ion_chemistry_block(batch: ParsedBatch) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         share = np.nan_to_num(xa / total_anion[:, None])
         fw_share = framework / total_framework[:, None]
-        polar, radius_a = share @ t["polar"], share @ t["anion_radius"]
-        x_anion = share @ np.nan_to_num(t["x"])
+        polar, radius_a = weighted_sum(share, t["polar"]), weighted_sum(share, t["anion_radius"])
+        x_anion = weighted_sum(share, np.nan_to_num(t["x"]))
         n_anion = (xa > 0).sum(axis=1).astype(float)
         flags, centres = [], np.zeros(n)
         for centre_symbols, ligand in POLYANIONS.values():
@@ -144,15 +144,15 @@ def ion_chemistry_block(batch: ParsedBatch) -> np.ndarray:
             on = (centre > 0) & (x[:, SYMBOL_INDEX[ligand]] >= 2 * centre) & is_anion[:, SYMBOL_INDEX[ligand]]
             flags.append(on.astype(float))
             centres = centres + np.where(on, centre, 0.0)
-        fw_charge = fw_share @ t["charge"]
+        fw_charge = weighted_sum(fw_share, t["charge"])
         fw_charge_max = np.where(framework > 0, t["charge"], -np.inf).max(axis=1)
         fw_charge_max[~np.isfinite(fw_charge_max)] = np.nan
-        fw_radius = fw_share @ np.nan_to_num(t["radius"], nan=np.nanmean(t["radius"]))
-        field = fw_share @ np.nan_to_num(t["charge"] / t["radius"] ** 2)
-        cation_charge = np.where(is_anion, 0.0, x) @ t["charge"]
-        residual = cation_charge + xa @ t["anion_charge"]
-        x_fw = fw_share @ np.nan_to_num(t["x"], nan=np.nanmean(t["x"]))
-        emb = x @ np.nan_to_num(t["embedding"])
+        fw_radius = weighted_sum(fw_share, np.nan_to_num(t["radius"], nan=np.nanmean(t["radius"])))
+        field = weighted_sum(fw_share, np.nan_to_num(t["charge"] / t["radius"] ** 2))
+        cation_charge = weighted_sum(np.where(is_anion, 0.0, x), t["charge"])
+        residual = cation_charge + weighted_sum(xa, t["anion_charge"])
+        x_fw = weighted_sum(fw_share, np.nan_to_num(t["x"], nan=np.nanmean(t["x"])))
+        emb = weighted_sum(x, np.nan_to_num(t["embedding"]))
         cols = [
             li / total_anion, li / total_framework, *share[:, _cols(*ANIONS)].T, polar, radius_a, x_anion, n_anion,
             (n_anion > 1).astype(float), *flags, centres / total_anion, total_framework, fw_charge, fw_charge_max,

@@ -32,7 +32,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from sse_screen.features.elements import SYMBOL_INDEX, pymatgen_column
+from sse_screen.features.elements import SYMBOL_INDEX, pymatgen_column, weighted_sum
 from sse_screen.features.formula import parse_batch
 
 __all__ = ["FEATURES", "LATTICE_COLUMNS", "StructureError", "StructureFeaturizer", "read_cif"]
@@ -168,8 +168,8 @@ def _cell_block(
     anion_frac = frac[:, anion_cols].sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         per_atom = volume / atoms_per_cell
-        density = frac @ pymatgen_column("atomic_mass_amu") / per_atom * AMU_PER_A3_TO_G_PER_CM3
-        anion_volume = frac[:, anion_cols] @ (4.0 / 3.0 * math.pi * radii**3)
+        density = weighted_sum(frac, pymatgen_column("atomic_mass_amu")) / per_atom * AMU_PER_A3_TO_G_PER_CM3
+        anion_volume = weighted_sum(frac[:, anion_cols], 4.0 / 3.0 * math.pi * radii**3)
         block = np.column_stack(
             [
                 space_group,

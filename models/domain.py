@@ -33,9 +33,15 @@ def nearest_distance(x: np.ndarray, points: np.ndarray, *, exclude: np.ndarray |
     """
     out = np.empty(len(x))
     norms = (points**2).sum(axis=1)[None, :]
+    padded = np.zeros((_BLOCK_ROWS, x.shape[1]))
     for start in range(0, len(x), _BLOCK_ROWS):
         block = x[start : start + _BLOCK_ROWS]
-        squared = (block**2).sum(axis=1)[:, None] + norms - 2.0 * block @ points.T
+        padded[: len(block)] = block
+        padded[len(block) :] = 0.0
+        # every product has the same shape, so a row's sums do not depend on the batch it came in (BLAS picks its
+        # kernel, and its order of summation, by shape: a one-row product is a matrix-vector one)
+        cross = (padded @ points.T)[: len(block)]
+        squared = (block**2).sum(axis=1)[:, None] + norms - 2.0 * cross
         if exclude is not None:
             squared = np.where(exclude[start : start + _BLOCK_ROWS], np.inf, squared)
         out[start : start + len(block)] = np.sqrt(np.maximum(squared.min(axis=1), 0.0))
