@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import itertools
@@ -30,10 +31,11 @@ def test_ion_chemistry_features_are_the_same_in_any_batch() -> None:
     pd.testing.assert_frame_equal(whole, parts, check_exact=True)
 
 
-def test_shipped_conductivity_is_the_same_in_any_batch() -> None:
+@pytest.mark.parametrize("task", ["conductivity", "stability", "band_gap"])
+def test_shipped_predictions_are_the_same_in_any_batch(task: str) -> None:
     from sse_screen.screening.predict import load_models
 
-    model = load_models(tasks=("conductivity",))["conductivity"]
+    model = load_models(tasks=(task,))[task]
     whole = model.predict_table(FORMULAS)
     parts = pd.concat([model.predict_table(FORMULAS[s]) for s in _slices(len(FORMULAS))], ignore_index=True)
     pd.testing.assert_frame_equal(whole, parts, check_exact=True)
